@@ -1,0 +1,3 @@
+//! Synchronisation primitives, and the wait loop they share.
+
+pub(crate) mod wait;

@@ -1,0 +1,151 @@
+//! The one wait loop every blocking call uses: a short bounded spin, then futex parks in slices.
+//!
+//! A blocking operation is written as
+//!
+//! ```text
+//! let mut w = Waiter::new(timeout);
+//! loop {
+//!     if let Some(done) = try_it() { return done }        // fast path, no syscall
+//!     if w.spin() { continue }                            // bounded spin/yield phase
+//!     announce "I park" on the word, re-check try_it()    // primitive-specific
+//!     match w.park(&word, observed) {
+//!         Park::Woken => {}                               // re-check
+//!         Park::Slice => check the peer's liveness        // at most every SLICE
+//!         Park::TimedOut => return Err(timeout),
+//!     }
+//! }
+//! ```
+//!
+//! Parking never lasts longer than [`SLICE`]: a missed wake-up (a peer that died between
+//! publishing and waking, or a scribbled word) costs at most one slice, and every slice end is a
+//! chance to check whether the peer still lives. While nobody waits, none of this runs.
+//! The deadline is an absolute `CLOCK_MONOTONIC` time computed once, so spurious wake-ups never
+//! stretch a timeout.
+
+use std::time::Duration;
+
+use crate::loom::atomic::AtomicU32;
+use crate::loom::futex::{self, WaitResult};
+use crate::loom::hint;
+
+/// The longest a waiter sleeps before it re-checks the peer's liveness and its condition.
+pub const SLICE: Duration = Duration::from_millis(20);
+
+/// Spin steps (each doubling its `spin_loop` count) before yielding.
+const SPIN_STEPS: u32 = 6;
+/// Yield steps after spinning, before parking.
+const YIELD_STEPS: u32 = 4;
+
+/// Why [`Waiter::park`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Park {
+    /// Woken, or the word had already changed: re-check the condition.
+    Woken,
+    /// A slice ran out without a wake-up: check liveness, then re-check the condition.
+    Slice,
+    /// The deadline passed.
+    TimedOut,
+}
+
+/// State of one blocking call: its deadline and how far its backoff has gone.
+#[derive(Debug)]
+pub struct Waiter {
+    deadline: Option<Duration>,
+    step: u32,
+}
+
+impl Waiter {
+    /// A waiter that gives up after `timeout` (`None`: never).
+    pub fn new(timeout: Option<Duration>) -> Waiter {
+        Waiter {
+            deadline: timeout.map(|t| futex::now().saturating_add(t)),
+            step: 0,
+        }
+    }
+
+    /// A waiter that never spins (for callers that already know the wait will be long).
+    pub fn without_spin(timeout: Option<Duration>) -> Waiter {
+        Waiter {
+            step: SPIN_STEPS + YIELD_STEPS,
+            ..Waiter::new(timeout)
+        }
+    }
+
+    /// One backoff step. Returns `false` once the spin budget is spent: park next.
+    pub fn spin(&mut self) -> bool {
+        if self.step < SPIN_STEPS {
+            for _ in 0..(1u32 << self.step) {
+                hint::spin_loop();
+            }
+        } else if self.step < SPIN_STEPS + YIELD_STEPS {
+            hint::yield_now();
+        } else {
+            return false;
+        }
+        self.step += 1;
+        true
+    }
+
+    /// True once the deadline has passed.
+    pub fn timed_out(&self) -> bool {
+        self.deadline.is_some_and(|d| futex::now() >= d)
+    }
+
+    /// Sleeps while `*word == expected`, for at most one [`SLICE`] and never past the deadline.
+    pub fn park(&mut self, word: &AtomicU32, expected: u32) -> Park {
+        let now = futex::now();
+        if self.deadline.is_some_and(|d| now >= d) {
+            return Park::TimedOut;
+        }
+        let slice_end = now.saturating_add(SLICE);
+        let until = match self.deadline {
+            Some(d) if d < slice_end => d,
+            _ => slice_end,
+        };
+        match futex::wait(word, expected, Some(until)) {
+            WaitResult::Woken | WaitResult::ValueChanged => Park::Woken,
+            WaitResult::TimedOut if self.timed_out() => Park::TimedOut,
+            WaitResult::TimedOut => Park::Slice,
+        }
+    }
+}
+
+/// Wakes up to `n` waiters parked on `word`.
+pub fn wake(word: &AtomicU32, n: u32) -> usize {
+    futex::wake(word, n)
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn spin_budget_is_bounded() {
+        let mut w = Waiter::new(None);
+        let mut n = 0;
+        while w.spin() {
+            n += 1;
+            assert!(n < 100);
+        }
+        assert_eq!(n, SPIN_STEPS + YIELD_STEPS);
+    }
+
+    #[test]
+    fn park_honours_the_deadline_across_slices() {
+        let word = AtomicU32::new(0);
+        let start = Instant::now();
+        let mut w = Waiter::new(Some(Duration::from_millis(50)));
+        let mut slices = 0;
+        loop {
+            match w.park(&word, 0) {
+                Park::TimedOut => break,
+                Park::Slice => slices += 1,
+                Park::Woken => {}
+            }
+        }
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(50), "{took:?}");
+        assert!(slices >= 1, "a 50 ms wait spans at least one 20 ms slice");
+    }
+}

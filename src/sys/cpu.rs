@@ -1,0 +1,24 @@
+//! Pinning threads to cores, for benchmarks whose two sides spin.
+
+use std::io;
+
+/// Pins the calling thread to `cpu` (modulo the number of online CPUs).
+pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as usize;
+    // SAFETY: cpu_set_t is a plain bitmask for which all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid cpu_set_t and the index is below CPU_SETSIZE for any n we see.
+    unsafe { libc::CPU_SET(cpu % n, &mut set) };
+    // SAFETY: pid 0 is the calling thread; `set` outlives the call and its size is passed.
+    super::cvt(unsafe {
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    })?;
+    Ok(())
+}
+
+/// The number of online CPUs.
+pub fn online_cpus() -> usize {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    (unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }).max(1) as usize
+}

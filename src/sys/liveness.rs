@@ -1,0 +1,142 @@
+//! Liveness tokens: open-file-description (OFD) byte locks, and process start times.
+//!
+//! An OFD lock (`F_OFD_SETLK`) belongs to an open file description, not to a process: the
+//! kernel drops it when the last descriptor of that description is closed, which happens when
+//! the process exits or is killed, before it becomes a zombie. It is unaffected by pid reuse
+//! and pid namespaces, and other descriptors of the same file in the same process do not
+//! release it (unlike classic `F_SETLK` record locks). Lock offsets need not lie inside the
+//! file, so the regions reserve a range far beyond any real length for them.
+//!
+//! `F_OFD_GETLK` reports only *conflicting* locks: a lock held through the caller's own open
+//! file description never shows. Callers must know which bytes they hold themselves.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+
+fn flock(kind: libc::c_short, offset: u64) -> libc::flock {
+    // SAFETY: `flock` is a plain C struct for which all-zero is a valid value.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = kind;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = offset as libc::off_t;
+    fl.l_len = 1;
+    fl.l_pid = 0; // required for OFD locks
+    fl
+}
+
+/// Tries to take an exclusive OFD lock on the byte at `offset`. `Ok(false)`: another open
+/// file description holds it.
+pub fn try_lock(file: &File, offset: u64) -> io::Result<bool> {
+    let fl = flock(libc::F_WRLCK as libc::c_short, offset);
+    // SAFETY: `fl` is a valid flock that outlives the call; the descriptor is open.
+    let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &fl) };
+    if r == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
+        _ => Err(e),
+    }
+}
+
+/// Releases an OFD lock taken with [`try_lock`] through the same file.
+pub fn unlock(file: &File, offset: u64) -> io::Result<()> {
+    let fl = flock(libc::F_UNLCK as libc::c_short, offset);
+    // SAFETY: `fl` is a valid flock that outlives the call; the descriptor is open.
+    super::cvt(unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &fl) })?;
+    Ok(())
+}
+
+/// True if an open file description *other than `file`'s* holds a lock on the byte.
+pub fn is_locked_by_other(file: &File, offset: u64) -> io::Result<bool> {
+    let mut fl = flock(libc::F_WRLCK as libc::c_short, offset);
+    // SAFETY: `fl` is a valid flock the kernel may overwrite; the descriptor is open.
+    super::cvt(unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) })?;
+    Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
+}
+
+/// The pid of the calling process.
+pub fn current_pid() -> u32 {
+    std::process::id()
+}
+
+/// Start time of a process in clock ticks since boot (field 22 of `/proc/<pid>/stat`), or
+/// `None` if there is no such process. Together with the pid it names one process for good.
+pub fn process_start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may contain spaces: split after it.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // `rest` starts at field 3 (state); field 22 is the 20th from here.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// The calling process's start time, read once.
+pub fn current_start_time() -> u64 {
+    use std::sync::OnceLock;
+    static START: OnceLock<u64> = OnceLock::new();
+    *START.get_or_init(|| process_start_time(current_pid()).unwrap_or(0))
+}
+
+/// True if the process `pid` that started at `start_time` is still running (a reused pid has
+/// another start time; a zombie counts as dead).
+pub fn process_alive(pid: u32, start_time: u64) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let Some(close) = stat.rfind(')') else {
+        return false;
+    };
+    let mut fields = stat[close + 1..].split_whitespace();
+    let state = fields.next();
+    if matches!(state, Some("Z") | Some("X") | Some("x")) {
+        return false;
+    }
+    fields.nth(18).and_then(|s| s.parse::<u64>().ok()) == Some(start_time)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_start_time_is_known_and_stable() {
+        let t = current_start_time();
+        assert!(t > 0);
+        assert!(process_alive(current_pid(), t));
+        assert!(!process_alive(current_pid(), t + 1));
+    }
+
+    #[test]
+    fn ofd_locks_conflict_between_descriptions_not_within() {
+        let dir = std::env::temp_dir().join(format!("interproc-ofd-{}", current_pid()));
+        let a = File::options()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&dir)
+            .unwrap();
+        let b = File::options().read(true).write(true).open(&dir).unwrap();
+        std::fs::remove_file(&dir).unwrap();
+        let off = 1 << 40;
+        assert!(try_lock(&a, off).unwrap());
+        assert!(
+            try_lock(&a, off).unwrap(),
+            "re-locking through the same description succeeds"
+        );
+        assert!(!try_lock(&b, off).unwrap());
+        assert!(is_locked_by_other(&b, off).unwrap());
+        assert!(
+            !is_locked_by_other(&a, off).unwrap(),
+            "own locks never show"
+        );
+        drop(a);
+        assert!(
+            !is_locked_by_other(&b, off).unwrap(),
+            "closing the description drops the lock"
+        );
+        assert!(try_lock(&b, off).unwrap());
+    }
+}
