@@ -13,7 +13,7 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use crate::error::{Error, Result};
-use crate::loom::atomic::{self as at, Ordering::SeqCst};
+use crate::loom::atomic::{self as at, Ordering::Relaxed, Ordering::SeqCst};
 use crate::region::{self, Attach, Expect, Kind, Region, Shared, Spec};
 
 mod sealed {
@@ -152,8 +152,45 @@ pub struct Value<T: AtomicPrimitive> {
 
 /// The type tag in `params[0]` is checked after validation (a mismatch is `Incompatible`, not
 /// `Corrupted`), so the layout depends on the capacity alone.
-fn body_len<T: AtomicPrimitive>(capacity: u64, _params: &[u64; 4]) -> Option<u64> {
-    (capacity == 1).then_some(std::mem::size_of::<T::Atomic>() as u64)
+pub(crate) fn layout(spec: &Spec) -> Option<u64> {
+    (spec.capacity == 1
+        && matches!(spec.elem_size, 1 | 2 | 4 | 8)
+        && spec.elem_align == spec.elem_size)
+        .then_some(spec.elem_size as u64)
+}
+
+/// What `interproc inspect` shows of a value: its raw bits (the type tag says how to read them).
+pub(crate) fn inspect(region: &Region) -> Vec<(&'static str, String)> {
+    let spec = region.spec();
+    let bits = match spec.elem_size {
+        1 => region.body::<at::AtomicU8>(0).load(Relaxed) as u64,
+        2 => region.body::<at::AtomicU16>(0).load(Relaxed) as u64,
+        4 => region.body::<at::AtomicU32>(0).load(Relaxed) as u64,
+        _ => region.body::<at::AtomicU64>(0).load(Relaxed),
+    };
+    let ty = match spec.params[0] {
+        1 => "u8",
+        2 => "u16",
+        3 => "u32",
+        4 => "u64",
+        5 => "usize",
+        6 => "i8",
+        7 => "i16",
+        8 => "i32",
+        9 => "i64",
+        10 => "isize",
+        11 => "bool",
+        _ => "?",
+    };
+    let shown = match ty {
+        "i8" => (bits as u8 as i8).to_string(),
+        "i16" => (bits as u16 as i16).to_string(),
+        "i32" => (bits as u32 as i32).to_string(),
+        "i64" | "isize" => (bits as i64).to_string(),
+        "bool" => (bits != 0).to_string(),
+        _ => bits.to_string(),
+    };
+    vec![("type", ty.to_string()), ("value", shown)]
 }
 
 impl<T: AtomicPrimitive> Value<T> {
@@ -173,7 +210,7 @@ impl<T: AtomicPrimitive> Value<T> {
             kind: Kind::Value,
             elem_size: std::mem::size_of::<T>() as u32,
             elem_align: std::mem::align_of::<T::Atomic>() as u32,
-            body_len: &body_len::<T>,
+            body_len: &layout,
         }
     }
 

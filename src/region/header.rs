@@ -278,10 +278,14 @@ pub struct Expect<'a> {
     pub elem_size: u32,
     /// `align_of` of the caller's element type.
     pub elem_align: u32,
-    /// The kind's layout function: the body length that `capacity` and `params` need, or
-    /// `None` if they are out of the kind's range. Must not overflow on any input.
-    pub body_len: &'a dyn Fn(u64, &[u64; 4]) -> Option<u64>,
+    /// The kind's layout function: the body length that the spec's element layout, capacity and
+    /// params need (its `body_len` field is ignored), or `None` if they are out of the kind's
+    /// range. Must not overflow or panic on any input.
+    pub body_len: &'a LayoutFn,
 }
+
+/// A kind's layout function (see [`Expect::body_len`]).
+pub type LayoutFn = dyn Fn(&Spec) -> Option<u64>;
 
 /// Checks a header copy against the caller's expectations and the file's real length.
 ///
@@ -327,7 +331,15 @@ pub fn validate(h: &RawHeader, file_len: u64, expect: &Expect<'_>) -> Result<Spe
     if h.body_offset != BODY_OFFSET as u64 {
         return Err(Error::corrupted(format!("body offset {}", h.body_offset)));
     }
-    let needed = (expect.body_len)(h.capacity, &h.params).ok_or_else(|| {
+    let mut spec = Spec {
+        kind,
+        elem_size: h.elem_size,
+        elem_align: h.elem_align,
+        capacity: h.capacity,
+        params: h.params,
+        body_len: h.body_len,
+    };
+    let needed = (expect.body_len)(&spec).ok_or_else(|| {
         Error::corrupted(format!(
             "capacity {} / parameters {:?} out of range",
             h.capacity, h.params
@@ -339,14 +351,7 @@ pub fn validate(h: &RawHeader, file_len: u64, expect: &Expect<'_>) -> Result<Spe
             h.body_len, h.capacity, needed
         )));
     }
-    let spec = Spec {
-        kind,
-        elem_size: h.elem_size,
-        elem_align: h.elem_align,
-        capacity: h.capacity,
-        params: h.params,
-        body_len: h.body_len,
-    };
+    spec.body_len = needed;
     let total = spec
         .total_len()
         .ok_or_else(|| Error::corrupted("body too large"))?;
@@ -368,7 +373,8 @@ pub fn validate(h: &RawHeader, file_len: u64, expect: &Expect<'_>) -> Result<Spe
 mod tests {
     use super::*;
 
-    fn layout(cap: u64, _: &[u64; 4]) -> Option<u64> {
+    fn layout(spec: &Spec) -> Option<u64> {
+        let cap = spec.capacity;
         (1..=1 << 20).contains(&cap).then(|| cap * 8)
     }
 

@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 
 use memmap2::MmapRaw;
 
-pub use header::{Expect, Kind, RawHeader, Spec};
+pub use header::{Expect, Kind, LayoutFn, RawHeader, Spec};
 pub use name::Name;
 pub use registry::Token;
 
@@ -197,6 +197,32 @@ impl Region {
             region.token = Some(region.claim_slot()?);
         }
         Ok(region)
+    }
+
+    /// Opens `name` read-only as an observer (no participant slot, never writes), whatever its
+    /// kind and element type: `layout_of` gives the layout function of the kind found in the
+    /// header, which is then validated as [`Region::open`] does. For `interproc list`/`inspect`.
+    ///
+    /// # Errors
+    /// As [`Region::open`].
+    pub fn open_observer(
+        name: &str,
+        layout_of: &dyn Fn(Kind) -> &'static LayoutFn,
+    ) -> Result<Region> {
+        let n = Name::new(name)?;
+        let file = shm::open(&n.shm_name(), false).map_err(Error::from_io)?;
+        let raw =
+            Self::read_header(&file)?.ok_or_else(|| Error::corrupted("not (yet) initialised"))?;
+        let kind = Kind::from_u32(raw.kind)
+            .ok_or_else(|| Error::corrupted(format!("unknown object kind {}", raw.kind)))?;
+        drop(file);
+        let expect = Expect {
+            kind,
+            elem_size: raw.elem_size,
+            elem_align: raw.elem_align,
+            body_len: layout_of(kind),
+        };
+        Region::open(name, &expect, Attach::Observer)
     }
 
     /// Opens `name` if it exists, else creates it; correct when several processes race (one
