@@ -241,7 +241,7 @@ impl<T: AtomicPrimitive> Value<T> {
     /// # Ok::<(), interproc::Error>(())
     /// ```
     pub fn create(name: &str, initial: T) -> Result<Value<T>> {
-        let region = Region::create(name, &Self::spec(), region::DEFAULT_MODE, |r| {
+        let region = Region::create(name, &Self::spec(), region::create_mode(), |r| {
             T::new_atomic(r.body::<T::Atomic>(0), initial);
             Ok(())
         })?;
@@ -269,7 +269,7 @@ impl<T: AtomicPrimitive> Value<T> {
             name,
             &Self::spec(),
             &Self::expect(),
-            region::DEFAULT_MODE,
+            region::create_mode(),
             |r| {
                 T::new_atomic(r.body::<T::Atomic>(0), initial);
                 Ok(())

@@ -248,7 +248,7 @@ impl Spec {
     }
 
     /// The header a creator writes for this spec (`state` still 0).
-    pub fn to_raw(&self, creator_pid: u32, creator_start: u64) -> Option<RawHeader> {
+    pub fn to_raw(self, creator_pid: u32, creator_start: u64) -> Option<RawHeader> {
         Some(RawHeader {
             magic: MAGIC,
             version: FORMAT_VERSION,

@@ -59,6 +59,20 @@ pub const OPEN_OR_CREATE_WAIT: Duration = Duration::from_secs(5);
 /// The permission bits of a new object unless the caller asks otherwise.
 pub const DEFAULT_MODE: u32 = 0o600;
 
+static CREATE_MODE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(DEFAULT_MODE);
+
+/// The permission bits objects created from now on get (see [`set_create_mode`]).
+pub fn create_mode() -> u32 {
+    CREATE_MODE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Sets the permission bits (`0o600` by default) of the objects this process creates from now
+/// on, e.g. `0o660` to share with a group. Applied exactly, whatever the umask. Like the umask it
+/// is process-wide; objects already created keep their mode.
+pub fn set_create_mode(mode: u32) {
+    CREATE_MODE.store(mode & 0o777, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Types that may be viewed as `&Self` inside shared memory.
 ///
 /// # Safety
