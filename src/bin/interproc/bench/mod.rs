@@ -1,0 +1,206 @@
+//! `interproc bench`: every figure a ratio against a baseline measured in the same run.
+//!
+//! Each scenario interleaves repetitions of its baseline and of interproc (baseline, interproc,
+//! baseline, ...) and reports the median of each, so the machine's slow phases (on this kind of
+//! VM the floor itself jumps 4-5x for seconds) hit both sides alike. `ratio > 1` always means
+//! interproc is better: throughput ratios are `interproc / baseline`, latency and cost ratios
+//! `baseline / interproc`. A scenario's target (from the benchmark issue) is a minimum ratio.
+
+mod baseline;
+mod harness;
+mod scenarios;
+
+use std::io::Write;
+
+/// Options of `interproc bench`.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// About 15 s instead of about a minute.
+    pub quick: bool,
+    /// Run only scenarios whose name contains this.
+    pub filter: Option<String>,
+    /// Print a JSON array instead of a table.
+    pub json: bool,
+}
+
+/// Whether bigger numbers are better for a unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Better {
+    Higher,
+    Lower,
+}
+
+/// One measured scenario.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub scenario: String,
+    pub unit: &'static str,
+    pub interproc: f64,
+    pub baseline: String,
+    pub baseline_value: f64,
+    pub better: Better,
+    /// Minimum ratio the benchmark issue asks for, if any.
+    pub target: Option<f64>,
+}
+
+impl Row {
+    pub fn ratio(&self) -> f64 {
+        match self.better {
+            Better::Higher => self.interproc / self.baseline_value,
+            Better::Lower => self.baseline_value / self.interproc,
+        }
+    }
+
+    pub fn verdict(&self) -> String {
+        let r = self.ratio();
+        match self.target {
+            Some(t) if r >= t => format!("ok (target >= {t})"),
+            Some(t) => format!("BELOW target >= {t}"),
+            None if r >= 1.0 => "faster".to_string(),
+            None => "slower".to_string(),
+        }
+    }
+}
+
+/// Effort knobs: repetitions and sizes, scaled by `--quick`.
+#[derive(Debug, Clone, Copy)]
+pub struct Effort {
+    pub reps: usize,
+    pub scale: u64,
+}
+
+/// Runs the selected scenarios, printing progress to stderr and the result to stdout.
+pub fn run(opts: &Options) -> std::process::ExitCode {
+    let effort = if opts.quick {
+        Effort { reps: 5, scale: 1 }
+    } else {
+        Effort { reps: 7, scale: 4 }
+    };
+    let all = scenarios::all();
+    let selected: Vec<_> = all
+        .iter()
+        .filter(|s| opts.filter.as_deref().is_none_or(|f| s.name.contains(f)))
+        .collect();
+    if selected.is_empty() {
+        eprintln!("interproc bench: no scenario matches the filter");
+        return std::process::ExitCode::FAILURE;
+    }
+    let mut rows = Vec::new();
+    let started = std::time::Instant::now();
+    for (i, s) in selected.iter().enumerate() {
+        eprint!("[{}/{}] {} ... ", i + 1, selected.len(), s.name);
+        let _ = std::io::stderr().flush();
+        let t = std::time::Instant::now();
+        let got = (s.run)(effort);
+        harness::unpin();
+        eprintln!("{:.1}s", t.elapsed().as_secs_f64());
+        rows.extend(got);
+    }
+    eprintln!("done in {:.1}s", started.elapsed().as_secs_f64());
+    if opts.json {
+        print_json(&rows);
+    } else {
+        print_table(&rows);
+    }
+    std::process::ExitCode::SUCCESS
+}
+
+fn fmt_value(v: f64, unit: &str) -> String {
+    if !v.is_finite() {
+        return "n/a".into();
+    }
+    match unit {
+        "msg/s" | "op/s" => {
+            if v >= 1e9 {
+                format!("{:.2} G{unit}", v / 1e9)
+            } else if v >= 1e6 {
+                format!("{:.2} M{unit}", v / 1e6)
+            } else if v >= 1e3 {
+                format!("{:.1} k{unit}", v / 1e3)
+            } else {
+                format!("{v:.0} {unit}")
+            }
+        }
+        "ns" => {
+            if v >= 1e6 {
+                format!("{:.2} ms", v / 1e6)
+            } else if v >= 1e3 {
+                format!("{:.2} us", v / 1e3)
+            } else {
+                format!("{v:.1} ns")
+            }
+        }
+        _ => format!("{v:.2} {unit}"),
+    }
+}
+
+fn print_table(rows: &[Row]) {
+    let cells: Vec<[String; 6]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.scenario.clone(),
+                fmt_value(r.interproc, r.unit),
+                r.baseline.clone(),
+                fmt_value(r.baseline_value, r.unit),
+                format!("{:.2}x", r.ratio()),
+                r.verdict(),
+            ]
+        })
+        .collect();
+    let head = [
+        "scenario",
+        "interproc",
+        "baseline",
+        "baseline value",
+        "ratio",
+        "verdict",
+    ];
+    let mut w = head.map(str::len);
+    for c in &cells {
+        for (i, s) in c.iter().enumerate() {
+            w[i] = w[i].max(s.len());
+        }
+    }
+    let line = |c: &[String; 6]| {
+        println!(
+            "{:<w0$}  {:>w1$}  {:<w2$}  {:>w3$}  {:>w4$}  {}",
+            c[0],
+            c[1],
+            c[2],
+            c[3],
+            c[4],
+            c[5],
+            w0 = w[0],
+            w1 = w[1],
+            w2 = w[2],
+            w3 = w[3],
+            w4 = w[4]
+        )
+    };
+    line(&head.map(String::from));
+    for c in &cells {
+        line(c);
+    }
+    println!("\nratio > 1: interproc better (throughput: interproc/baseline; latency: baseline/interproc)");
+}
+
+fn print_json(rows: &[Row]) {
+    let arr: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "scenario": r.scenario,
+                "unit": r.unit,
+                "interproc": r.interproc,
+                "baseline": r.baseline,
+                "baseline_value": r.baseline_value,
+                "ratio": r.ratio(),
+                "higher_is_better": r.better == Better::Higher,
+                "target_ratio": r.target,
+                "verdict": r.verdict(),
+            })
+        })
+        .collect();
+    println!("{}", serde_json::to_string_pretty(&arr).unwrap_or_default());
+}
