@@ -382,3 +382,65 @@ fn value_is_exact_under_two_processes() {
     expect_success(b);
     assert_eq!(v.load(), 2 * N);
 }
+
+#[test]
+fn open_waits_for_a_live_creator_and_refuses_a_dead_one() {
+    if role().is_some() {
+        run_role(|| {
+            let v = Value::<u64>::create(&common::arg(), 9)?;
+            v.persist();
+            Ok::<_, Error>(())
+        });
+    }
+    let mut names = Names::new();
+    // A creator that stalls 300 ms before publishing: the opener waits and then succeeds.
+    let slow = names.add("slow-creator");
+    let mut child = common::child(
+        "open_waits_for_a_live_creator_and_refuses_a_dead_one",
+        "creator",
+        &slow,
+    )
+    .env(
+        "INTERPROC_FAILPOINTS",
+        "region.create.before_ready=sleep:300",
+    )
+    .spawn()
+    .unwrap();
+    assert!(common::eventually(Duration::from_secs(30), || {
+        common::exists(&slow)
+    }));
+    let v = Value::<u64>::open(&slow).expect("open waits for the live creator");
+    assert_eq!(v.load(), 9);
+    assert!(common::wait_timeout(&mut child, Duration::from_secs(60)).success());
+
+    // A creator that dies before publishing: the opener is told so, at once.
+    let dead = names.add("dead-creator");
+    let mut child = common::child(
+        "open_waits_for_a_live_creator_and_refuses_a_dead_one",
+        "creator",
+        &dead,
+    )
+    .env("INTERPROC_FAILPOINTS", "region.create.before_ready=abort")
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    let status = common::wait_timeout(&mut child, Duration::from_secs(60));
+    assert!(!status.success());
+    assert!(
+        common::exists(&dead),
+        "the half-made object is left behind for gc"
+    );
+    let start = std::time::Instant::now();
+    assert!(matches!(
+        Value::<u64>::open(&dead),
+        Err(Error::Corrupted { .. })
+    ));
+    assert!(matches!(
+        Value::<u64>::open_or_create(&dead, 0),
+        Err(Error::Corrupted { .. })
+    ));
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "no waiting for a dead creator"
+    );
+}

@@ -152,6 +152,7 @@ impl Region {
             init(&region)?;
             let mut region = region;
             region.token = Some(region.claim_slot()?);
+            crate::failpoint::hit("region.create.before_ready");
             // Publish: everything written above happens-before any opener's Acquire of state.
             region.header().state.store(STATE_READY, Ordering::Release);
             Ok(region)

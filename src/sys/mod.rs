@@ -11,6 +11,7 @@ pub(crate) mod cpu;
 pub(crate) mod futex;
 pub(crate) mod liveness;
 pub(crate) mod shm;
+pub(crate) mod signal;
 
 use std::io;
 
