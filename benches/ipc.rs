@@ -1,0 +1,78 @@
+//! Criterion benches: each group measures interproc beside its baseline in the same run.
+//!
+//! Cross-process benches use `iter_custom`: each sample forks a peer (pinned to another CPU when
+//! the sides spin) and times `iters` operations. The harness and the baselines are the very
+//! files `interproc bench` uses, included by path so the library carries no benchmark code.
+//!
+//! Run: `cargo bench --bench ipc` (or `-- <group>` to pick one).
+
+#[allow(dead_code)]
+#[path = "../src/bin/interproc/bench/baseline.rs"]
+mod baseline;
+#[allow(dead_code)]
+#[path = "../src/bin/interproc/bench/harness.rs"]
+mod harness;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use harness::{now_ns, two_processes, SharedPage};
+
+fn unique(tag: &str) -> String {
+    format!("crit-{tag}-{}", std::process::id())
+}
+
+fn value(c: &mut Criterion) {
+    let mut g = c.benchmark_group("value_fetch_add");
+    g.throughput(Throughput::Elements(1));
+    let page = SharedPage::new(4096);
+    let raw = page.word(0);
+    g.bench_function("baseline_raw_atomic", |b| {
+        b.iter(|| raw.fetch_add(1, Ordering::SeqCst))
+    });
+    let v = interproc::Value::<u64>::create(&unique("value"), 0).unwrap();
+    g.bench_function("interproc", |b| b.iter(|| v.fetch_add(1)));
+    g.bench_function("interproc_2proc_contended", |b| {
+        b.iter_custom(|iters| {
+            let name = v.name().to_owned();
+            let (ns, _) = two_processes(
+                true,
+                || {
+                    let v = interproc::Value::<u64>::open(&name).unwrap();
+                    for _ in 0..iters {
+                        v.fetch_add(1);
+                    }
+                    0
+                },
+                || {
+                    let t = now_ns();
+                    for _ in 0..iters {
+                        v.fetch_add(1);
+                    }
+                    now_ns() - t
+                },
+            );
+            Duration::from_nanos(ns)
+        })
+    });
+    g.finish();
+}
+
+fn floor(c: &mut Criterion) {
+    let mut g = c.benchmark_group("floor");
+    g.bench_function("raw_ping_pong_rt", |b| {
+        b.iter_custom(|iters| {
+            let p = baseline::raw_ping_pong(iters.max(1));
+            Duration::from_nanos((p.at(0.5) * iters as f64) as u64)
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(10).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(300));
+    targets = value, floor
+}
+criterion_main!(benches);
