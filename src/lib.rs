@@ -27,6 +27,7 @@
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
 mod error;
+pub mod inspect;
 mod loom;
 pub(crate) mod region;
 mod sync;

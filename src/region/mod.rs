@@ -34,6 +34,7 @@
 
 pub mod header;
 pub mod name;
+pub mod probe;
 pub mod registry;
 
 use std::fs::File;
