@@ -18,7 +18,7 @@ pub fn header(data: &[u8]) {
             kind,
             elem_size: h.elem_size,
             elem_align: h.elem_align,
-            body_len: crate::layout_of(kind),
+            body_len: crate::inspect::layout_of(kind),
         };
         if let Ok(spec) = header::validate(&h, file_len, &expect) {
             // Whatever validates must describe a mappable region.

@@ -28,6 +28,7 @@
 
 mod error;
 mod failpoint;
+pub mod inspect;
 mod loom;
 pub(crate) mod region;
 mod sync;
@@ -44,16 +45,6 @@ pub use error::{
 };
 pub use region::{create_mode, remove, set_create_mode};
 pub use value::{AtomicPrimitive, Value};
-
-/// The layout function of each kind, for validating regions whose element type is unknown
-/// (the CLI, the fuzzers). Kinds not built into this version have none (`None` for any spec).
-pub(crate) fn layout_of(kind: region::Kind) -> &'static region::LayoutFn {
-    use region::Kind;
-    match kind {
-        Kind::Value => &value::layout,
-        _ => &|_| None,
-    }
-}
 
 /// Pins the calling thread to a CPU (for benchmarks whose sides spin).
 pub fn pin_to_cpu(cpu: usize) -> std::io::Result<()> {

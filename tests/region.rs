@@ -119,6 +119,19 @@ fn creator_owns_the_name_unless_persisted() {
 }
 
 #[test]
+fn persist_through_any_handle_keeps_the_name() {
+    let mut names = Names::new();
+    let name = names.add("persist-other");
+    let creator = Value::<u8>::create(&name, 1).unwrap();
+    Value::<u8>::open(&name).unwrap().persist();
+    drop(creator);
+    assert!(
+        common::exists(&name),
+        "an opener's persist hands the creator's name up"
+    );
+}
+
+#[test]
 fn dropping_an_opener_never_unlinks() {
     let mut names = Names::new();
     let name = names.add("opener");

@@ -34,6 +34,7 @@
 
 pub mod header;
 pub mod name;
+pub mod probe;
 pub mod registry;
 
 use std::fs::File;
@@ -133,6 +134,7 @@ impl Region {
         let total = raw.total_len as usize;
         let shm_name = name.shm_name();
         let file = shm::create_exclusive(&shm_name, mode).map_err(Error::from_io)?;
+        let our_id = shm::stat(&file)?.id;
         // From here on a failure must unlink the name we created.
         let built = (|| {
             if !liveness::try_lock(&file, OWNER_LOCK)? {
@@ -158,7 +160,11 @@ impl Region {
             Ok(region)
         })();
         if built.is_err() {
-            let _ = shm::unlink(&shm_name);
+            // The failed region (if it got that far) has unlinked itself on drop; otherwise the
+            // name still refers to the file we made: unlink it only if it does.
+            if shm::identity_of_name(&shm_name).ok() == Some(our_id) {
+                let _ = shm::unlink(&shm_name);
+            }
         }
         built
     }
@@ -421,7 +427,8 @@ impl Region {
         self.header().flags.load(Ordering::Relaxed) & FLAG_PERSISTED != 0
     }
 
-    /// Hands the name up: it outlives this handle (and `gc` keeps it).
+    /// Hands the name up: it outlives its creator, whichever attached handle says so (the flag is
+    /// shared), and `gc` keeps it. Only `remove` unlinks it then.
     pub fn persist(&self) {
         if self.token.is_some() {
             self.header()
@@ -460,7 +467,9 @@ impl Drop for Region {
                 .pid
                 .store(0, Ordering::Relaxed);
         }
-        if self.owner.load(Ordering::Relaxed) {
+        // `persist` by any handle (not only the creator's) hands the name up: check the shared
+        // flag, not just this handle's ownership.
+        if self.owner.load(Ordering::Relaxed) && !self.is_persisted() {
             let shm_name = self.name.shm_name();
             let ours = shm::stat(&self.file).map(|s| s.id).ok();
             if ours.is_some() && shm::identity_of_name(&shm_name).ok() == ours {

@@ -41,6 +41,24 @@ pub fn try_lock(file: &File, offset: u64) -> io::Result<bool> {
     }
 }
 
+/// Tries to take an exclusive OFD lock on the `len` bytes from `offset` in one step:
+/// `Ok(false)` if another open file description holds a lock on any of them. The kernel
+/// arbitrates the whole range at once, so holding it proves no other holder of any byte in it.
+pub fn try_lock_range(file: &File, offset: u64, len: u64) -> io::Result<bool> {
+    let mut fl = flock(libc::F_WRLCK as libc::c_short, offset);
+    fl.l_len = len as libc::off_t;
+    // SAFETY: `fl` is a valid flock that outlives the call; the descriptor is open.
+    let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &fl) };
+    if r == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
+        _ => Err(e),
+    }
+}
+
 /// Releases an OFD lock taken with [`try_lock`] through the same file.
 pub fn unlock(file: &File, offset: u64) -> io::Result<()> {
     let fl = flock(libc::F_UNLCK as libc::c_short, offset);
@@ -138,5 +156,33 @@ mod tests {
             "closing the description drops the lock"
         );
         assert!(try_lock(&b, off).unwrap());
+    }
+
+    #[test]
+    fn range_locks_conflict_with_any_byte_inside() {
+        let path = std::env::temp_dir().join(format!("interproc-ofd-range-{}", current_pid()));
+        let open = || {
+            File::options()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .open(&path)
+                .unwrap()
+        };
+        let (a, b) = (open(), open());
+        std::fs::remove_file(&path).unwrap();
+        let base = 1 << 40;
+        assert!(try_lock(&a, base + 5).unwrap());
+        assert!(
+            !try_lock_range(&b, base, 10).unwrap(),
+            "byte 5 is held by a"
+        );
+        assert!(
+            try_lock_range(&b, base + 6, 10).unwrap(),
+            "bytes 6.. are free"
+        );
+        drop(a);
+        assert!(try_lock_range(&b, base, 10).unwrap());
     }
 }

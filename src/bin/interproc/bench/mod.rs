@@ -12,14 +12,18 @@ mod scenarios;
 
 use std::io::Write;
 
-/// Options of `interproc bench`.
-#[derive(Debug, Clone, Default)]
-pub struct Options {
-    /// About 15 s instead of about a minute.
+/// The arguments of `interproc bench` (help text: see `Command` in main.rs).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Args {
+    /// A short run (about 15 s instead of about a minute).
+    #[arg(long)]
     pub quick: bool,
-    /// Run only scenarios whose name contains this.
+    /// Only run the scenarios whose name contains PATTERN.
+    #[arg(long, value_name = "PATTERN")]
     pub filter: Option<String>,
-    /// Print a JSON array instead of a table.
+    /// Print the results as a JSON array of objects (scenario, unit, interproc, baseline,
+    /// baseline_value, ratio, ...).
+    #[arg(long)]
     pub json: bool,
 }
 
@@ -70,7 +74,7 @@ pub struct Effort {
 }
 
 /// Runs the selected scenarios, printing progress to stderr and the result to stdout.
-pub fn run(opts: &Options) -> std::process::ExitCode {
+pub fn run(opts: Args) -> std::process::ExitCode {
     let effort = if opts.quick {
         Effort { reps: 5, scale: 1 }
     } else {
@@ -82,8 +86,7 @@ pub fn run(opts: &Options) -> std::process::ExitCode {
         .filter(|s| opts.filter.as_deref().is_none_or(|f| s.name.contains(f)))
         .collect();
     if selected.is_empty() {
-        eprintln!("interproc bench: no scenario matches the filter");
-        return std::process::ExitCode::FAILURE;
+        return crate::fail("bench: no scenario matches the filter");
     }
     let mut rows = Vec::new();
     let started = std::time::Instant::now();
