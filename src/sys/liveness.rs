@@ -28,17 +28,7 @@ fn flock(kind: libc::c_short, offset: u64) -> libc::flock {
 /// Tries to take an exclusive OFD lock on the byte at `offset`. `Ok(false)`: another open
 /// file description holds it.
 pub fn try_lock(file: &File, offset: u64) -> io::Result<bool> {
-    let fl = flock(libc::F_WRLCK as libc::c_short, offset);
-    // SAFETY: `fl` is a valid flock that outlives the call; the descriptor is open.
-    let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &fl) };
-    if r == 0 {
-        return Ok(true);
-    }
-    let e = io::Error::last_os_error();
-    match e.raw_os_error() {
-        Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
-        _ => Err(e),
-    }
+    try_lock_range(file, offset, 1)
 }
 
 /// Tries to take an exclusive OFD lock on the `len` bytes from `offset` in one step:
