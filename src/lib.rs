@@ -30,6 +30,7 @@ mod error;
 mod failpoint;
 pub mod inspect;
 mod loom;
+pub mod process;
 pub(crate) mod region;
 mod sync;
 mod sys;
@@ -43,6 +44,7 @@ pub use error::{
     Error, RecvError, RecvTimeoutError, Result, SendError, SendTimeoutError, TryRecvError,
     TrySendError,
 };
+pub use process::Process;
 pub use region::{create_mode, remove, set_create_mode};
 pub use value::{AtomicPrimitive, Value};
 

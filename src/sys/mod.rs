@@ -6,10 +6,13 @@
 //!   every participant holds, and `/proc` reads of process start times.
 //! - [`futex`]: shared (never `FUTEX_PRIVATE_FLAG`) futex wait and wake.
 //! - [`cpu`]: pinning the calling thread to a core (benchmarks).
+//! - [`process`]: `Process::spawn` plumbing: payload memfd, fd hand-over across exec, pidfd
+//!   waits, signals, `dladdr`.
 
 pub(crate) mod cpu;
 pub(crate) mod futex;
 pub(crate) mod liveness;
+pub(crate) mod process;
 pub(crate) mod shm;
 pub(crate) mod signal;
 
