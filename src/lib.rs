@@ -39,6 +39,9 @@ pub use error::{
     TrySendError,
 };
 pub use region::remove;
+pub use sync::barrier::{Barrier, BarrierWaitResult};
+pub use sync::event::Event;
+pub use sync::semaphore::Semaphore;
 pub use value::{AtomicPrimitive, Value};
 
 /// Pins the calling thread to a CPU (for benchmarks whose sides spin).

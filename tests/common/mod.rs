@@ -18,7 +18,11 @@ pub const ARG_VAR: &str = "INTERPROC_TEST_ARG";
 /// A name no other test or process uses: `t-<tag>-<pid>-<n>`.
 pub fn unique(tag: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
-    format!("t-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "t-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Removes the names it holds when dropped (also when the test panics).
@@ -71,7 +75,9 @@ pub fn child(test: &str, role: &str, arg: &str) -> Command {
 
 /// Spawns [`child`].
 pub fn spawn(test: &str, role: &str, arg: &str) -> Child {
-    child(test, role, arg).spawn().expect("spawn child test process")
+    child(test, role, arg)
+        .spawn()
+        .expect("spawn child test process")
 }
 
 /// In a child: runs `f` and exits the process with 0 on `Ok`, 1 (printing the error) on `Err`,
