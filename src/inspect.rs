@@ -298,20 +298,24 @@ fn kind_ops(kind: Kind) -> Option<KindOps> {
             layout: &crate::value::layout,
             inspect: crate::value::inspect,
         }),
+        Kind::Semaphore => Some(KindOps {
+            layout: &crate::sync::semaphore::layout,
+            inspect: crate::sync::semaphore::inspect,
+        }),
+        Kind::Barrier => Some(KindOps {
+            layout: &crate::sync::barrier::layout,
+            inspect: crate::sync::barrier::inspect,
+        }),
+        Kind::Event => Some(KindOps {
+            layout: &crate::sync::event::layout,
+            inspect: crate::sync::event::inspect,
+        }),
         // PLACEHOLDER, to be wired as each kind lands: every object module provides
         // `pub(crate) fn layout(&Spec) -> Option<u64>` and
         // `pub(crate) fn inspect(&Region) -> Vec<(&'static str, String)>`; move the kind out of
         // this arm into one like `Value`'s above. Until then its regions fail validation
         // (`layout_of` gives a layout that accepts nothing) and are listed as "?".
-        Kind::Queue
-        | Kind::Spsc
-        | Kind::Pipe
-        | Kind::Mutex
-        | Kind::RwLock
-        | Kind::Condvar
-        | Kind::Semaphore
-        | Kind::Barrier
-        | Kind::Event => None,
+        Kind::Queue | Kind::Spsc | Kind::Pipe | Kind::Mutex | Kind::RwLock | Kind::Condvar => None,
     }
 }
 

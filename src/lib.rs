@@ -46,6 +46,9 @@ pub use error::{
 };
 pub use process::Process;
 pub use region::{create_mode, remove, set_create_mode};
+pub use sync::barrier::{Barrier, BarrierWaitResult};
+pub use sync::event::Event;
+pub use sync::semaphore::Semaphore;
 pub use value::{AtomicPrimitive, Value};
 
 /// Pins the calling thread to a CPU (for benchmarks whose sides spin).

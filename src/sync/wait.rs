@@ -110,6 +110,69 @@ impl Waiter {
     }
 }
 
+/// The two steps of a blocking loop, so a protocol core can be written once and run with the
+/// real [`Waiter`] or, under loom, with a model waiter that parks without a deadline (so a lost
+/// wake-up shows up as a deadlock loom reports) or that times out on demand.
+pub trait Wait {
+    /// One backoff step; `false` once the caller should park.
+    fn spin(&mut self) -> bool;
+    /// Sleeps while `*word == expected`, at most one slice.
+    fn park(&mut self, word: &AtomicU32, expected: u32) -> Park;
+}
+
+impl Wait for Waiter {
+    fn spin(&mut self) -> bool {
+        Waiter::spin(self)
+    }
+    fn park(&mut self, word: &AtomicU32, expected: u32) -> Park {
+        Waiter::park(self, word, expected)
+    }
+}
+
+/// A [`Wait`] for loom models: never spins; parks untimed on the model futex (a missing wake
+/// is a deadlock), or, with `slices`, returns [`Park::Slice`] at once (the model of "a slice ran
+/// out": the caller re-checks liveness); after `parks` parks it reports [`Park::TimedOut`].
+#[cfg(all(test, loom))]
+#[derive(Debug)]
+pub struct ModelWaiter {
+    /// Park in slices (yield, then `Slice`) instead of blocking.
+    pub slices: bool,
+    /// Parks left before `TimedOut` (`None`: never times out).
+    pub parks: Option<u32>,
+}
+
+#[cfg(all(test, loom))]
+impl ModelWaiter {
+    /// Blocks untimed on every park, never times out.
+    pub fn blocking() -> ModelWaiter {
+        ModelWaiter {
+            slices: false,
+            parks: None,
+        }
+    }
+}
+
+#[cfg(all(test, loom))]
+impl Wait for ModelWaiter {
+    fn spin(&mut self) -> bool {
+        false
+    }
+    fn park(&mut self, word: &AtomicU32, expected: u32) -> Park {
+        if let Some(n) = &mut self.parks {
+            if *n == 0 {
+                return Park::TimedOut;
+            }
+            *n -= 1;
+        }
+        if self.slices {
+            loom::thread::yield_now();
+            return Park::Slice;
+        }
+        futex::wait(word, expected, None);
+        Park::Woken
+    }
+}
+
 /// Wakes up to `n` waiters parked on `word`.
 pub fn wake(word: &AtomicU32, n: u32) -> usize {
     futex::wake(word, n)
