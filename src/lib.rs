@@ -39,6 +39,9 @@ pub use error::{
     TrySendError,
 };
 pub use region::remove;
+pub use sync::condvar::{Condvar, WaitTimeoutResult};
+pub use sync::mutex::{Lock, Mutex, MutexGuard};
+pub use sync::rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use value::{AtomicPrimitive, Value};
 
 /// Pins the calling thread to a CPU (for benchmarks whose sides spin).
