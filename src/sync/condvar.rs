@@ -407,6 +407,19 @@ mod loom_tests {
     use loom::cell::UnsafeCell;
     use loom::sync::Arc;
 
+    /// Reads a model cell. Loom checks that the access is ordered after every conflicting one
+    /// (a race fails the model), which is what the lock under test must guarantee.
+    fn get<V: Copy>(c: &UnsafeCell<V>) -> V {
+        // SAFETY: loom tracks every access to the cell and fails the model on a race.
+        c.with(|p| unsafe { *p })
+    }
+
+    /// Writes a model cell (see [`get`]).
+    fn set<V>(c: &UnsafeCell<V>, v: V) {
+        // SAFETY: loom tracks every access to the cell and fails the model on a race.
+        c.with_mut(|p| unsafe { *p = v })
+    }
+
     struct Shared {
         m: RawMutex,
         cv: RawCondvar,
@@ -416,7 +429,7 @@ mod loom_tests {
     fn wait_for_ready(s: &Shared, me: u32) {
         let alive = |_| true;
         assert!(s.m.lock(me, None, &alive));
-        while !s.ready.with(|p| unsafe { *p }) {
+        while !get(&s.ready) {
             s.cv.wait(|| s.m.unlock(me), None);
             assert!(s.m.lock(me, None, &alive));
         }
@@ -425,7 +438,7 @@ mod loom_tests {
 
     fn set_ready(s: &Shared, me: u32, notify_under_lock: bool) {
         assert!(s.m.lock(me, None, &|_| true));
-        s.ready.with_mut(|p| unsafe { *p = true });
+        set(&s.ready, true);
         if notify_under_lock {
             s.cv.notify(1);
             s.m.unlock(me);

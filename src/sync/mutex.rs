@@ -990,6 +990,19 @@ mod loom_tests {
     use loom::sync::atomic::AtomicBool;
     use loom::sync::Arc;
 
+    /// Reads a model cell. Loom checks that the access is ordered after every conflicting one
+    /// (a race fails the model), which is what the lock under test must guarantee.
+    fn get<V: Copy>(c: &UnsafeCell<V>) -> V {
+        // SAFETY: loom tracks every access to the cell and fails the model on a race.
+        c.with(|p| unsafe { *p })
+    }
+
+    /// Writes a model cell (see [`get`]).
+    fn set<V>(c: &UnsafeCell<V>, v: V) {
+        // SAFETY: loom tracks every access to the cell and fails the model on a race.
+        c.with_mut(|p| unsafe { *p = v })
+    }
+
     fn token(slot: u32) -> u32 {
         Token::new(slot, 1).raw()
     }
@@ -1014,7 +1027,7 @@ mod loom_tests {
         fn increment(&self, me: u32) {
             assert!(self.raw.lock(me, None, &|t| self.alive(t)));
             // loom's UnsafeCell reports any access not ordered by the lock.
-            self.data.with_mut(|p| unsafe { *p += 1 });
+            set(&self.data, get(&self.data) + 1);
             self.raw.unlock(me);
         }
     }
@@ -1035,7 +1048,7 @@ mod loom_tests {
             for h in handles {
                 h.join().unwrap();
             }
-            assert_eq!(s.data.with(|p| unsafe { *p }), 3);
+            assert_eq!(get(&s.data), 3);
             assert_eq!(s.raw.word(), 0);
             assert!(!s.raw.is_poisoned());
         });
@@ -1053,7 +1066,7 @@ mod loom_tests {
             let h = loom::thread::spawn(move || s2.increment(token(1)));
             s.increment(token(2));
             h.join().unwrap();
-            assert_eq!(s.data.with(|p| unsafe { *p }), 2);
+            assert_eq!(get(&s.data), 2);
             assert!(s.raw.is_poisoned());
             assert_eq!(s.raw.word(), 0);
         });
@@ -1070,7 +1083,7 @@ mod loom_tests {
             let owner = token(1);
             let h = loom::thread::spawn(move || {
                 assert!(s2.raw.lock(owner, None, &|t| s2.alive(t)));
-                s2.data.with_mut(|p| unsafe { *p = 10 });
+                set(&s2.data, 10);
                 // Dies holding the lock: the OS drops its liveness token.
                 s2.alive[1].store(false, Ordering::SeqCst);
             });
@@ -1078,7 +1091,7 @@ mod loom_tests {
             assert!(s
                 .raw
                 .lock(me, Some(Duration::from_secs(1)), &|t| s.alive(t)));
-            let seen = s.data.with(|p| unsafe { *p });
+            let seen = get(&s.data);
             let poisoned = s.raw.is_poisoned();
             s.raw.unlock(me);
             h.join().unwrap();

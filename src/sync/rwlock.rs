@@ -69,7 +69,9 @@
 //!   of them replaces exactly the observed word. If the dead writer held the lock (`HELD`) or
 //!   the word is scribbled, the lock becomes poisoned (until [`RwLock::clear_poison`]) and the
 //!   next `read()`/`write()` anywhere returns `Err(PoisonError)`; a writer that died while
-//!   still waiting for readers never touched the data and poisons nothing.
+//!   still waiting for readers never touched the data and poisons nothing. The replacing word
+//!   keeps `HELD` until the poison is stored, so a waiter that dies half-way through a
+//!   take-over leaves a dead holding writer for the next one to poison again.
 //! - **A dead reader** never poisons (as in std, readers cannot have changed the data). Its
 //!   entry keeps a count under a token that is no longer alive; a writer waiting for readers
 //!   checks, before its first park and after every slice, the liveness of every entry that
@@ -204,24 +206,41 @@ impl RawRwLock<'_> {
     }
 
     /// If the non-free word `s` names a dead writer (or is garbage), replaces exactly that
-    /// word with `me | PARKED`, poisoning if the dead writer held the lock. True if it did.
+    /// word with our token and `PARKED`, and poisons if the dead writer held the lock (or the
+    /// word was garbage). True if it did; we then stand in the writer's place.
+    ///
+    /// The replacement keeps `HELD` when the lock is to be poisoned, and `HELD` stays until the
+    /// poison is stored and the caller clears it: if we die in between, the next waiter finds
+    /// a dead *holding* writer again and poisons in our place, so no death goes unrecorded.
     fn take_over_dead_writer(&self, s: u32, me: Token, alive: &dyn Fn(u32) -> bool) -> bool {
         let bad = garbage(s);
         if !bad && !owner_dead(owner(s), alive) {
             return false;
         }
+        let poisonous = bad || s & HELD != 0;
+        let new = me.raw() | PARKED | if poisonous { HELD } else { 0 };
         if self
             .w
             .state
-            .compare_exchange(s, me.raw() | PARKED, SeqCst, SeqCst)
+            .compare_exchange(s, new, SeqCst, SeqCst)
             .is_err()
         {
             return false;
         }
-        if bad || s & HELD != 0 {
+        if poisonous {
             self.w.poison.store(1, SeqCst);
         }
         true
+    }
+
+    /// After a take-over by a writer: back to "pending" (our token without `HELD`), so that
+    /// readers draining meanwhile wake us.
+    fn clear_held(&self, me: Token) {
+        let s = self.w.state.load(SeqCst);
+        if owner(s) == me.raw() && s & HELD != 0 {
+            // Only PARKED can change under us while our token is in the word.
+            self.w.state.fetch_and(!HELD, SeqCst);
+        }
     }
 
     /// Takes a read lock, waiting at most `timeout`. False if the time ran out.
@@ -366,6 +385,7 @@ impl RawRwLock<'_> {
                 if check {
                     check = false;
                     if self.take_over_dead_writer(parked, me, alive) {
+                        self.clear_held(me);
                         break;
                     }
                 }
@@ -418,7 +438,11 @@ impl RawRwLock<'_> {
                 .compare_exchange(s, me.raw() | (s & PARKED), SeqCst, SeqCst)
                 .is_ok()
         } else {
-            self.take_over_dead_writer(s, me, alive)
+            let took = self.take_over_dead_writer(s, me, alive);
+            if took {
+                self.clear_held(me);
+            }
+            took
         };
         if !claimed {
             return false;
@@ -1024,6 +1048,19 @@ mod loom_tests {
     use loom::sync::atomic::AtomicBool;
     use loom::sync::Arc;
 
+    /// Reads a model cell. Loom checks that the access is ordered after every conflicting one
+    /// (a race fails the model), which is what the lock under test must guarantee.
+    fn get<V: Copy>(c: &UnsafeCell<V>) -> V {
+        // SAFETY: loom tracks every access to the cell and fails the model on a race.
+        c.with(|p| unsafe { *p })
+    }
+
+    /// Writes a model cell (see [`get`]).
+    fn set<V>(c: &UnsafeCell<V>, v: V) {
+        // SAFETY: loom tracks every access to the cell and fails the model on a race.
+        c.with_mut(|p| unsafe { *p = v })
+    }
+
     struct Shared {
         words: RwWords,
         entries: [ReaderEntry; 3],
@@ -1061,14 +1098,14 @@ mod loom_tests {
         fn read(&self, slot: u32) -> u32 {
             let me = tok(slot);
             assert!(self.raw().read(me, None, &|t| self.alive(t)));
-            let v = self.data.with(|p| unsafe { *p });
+            let v = get(&self.data);
             self.raw().read_unlock(me);
             v
         }
         fn write(&self, slot: u32) {
             let me = tok(slot);
             assert!(self.raw().write(me, None, &|t| self.alive(t)));
-            self.data.with_mut(|p| unsafe { *p += 1 });
+            set(&self.data, get(&self.data) + 1);
             self.raw().write_unlock(me);
         }
     }
@@ -1088,7 +1125,7 @@ mod loom_tests {
             let seen = s.read(0);
             w.join().unwrap();
             assert!(seen <= 1);
-            assert_eq!(s.data.with(|p| unsafe { *p }), 1);
+            assert_eq!(get(&s.data), 1);
             assert_eq!(s.words.state.load(SeqCst), 0);
         });
     }
@@ -1105,7 +1142,7 @@ mod loom_tests {
             w1.join().unwrap();
             w2.join().unwrap();
             assert!(seen <= 2);
-            assert_eq!(s.data.with(|p| unsafe { *p }), 2);
+            assert_eq!(get(&s.data), 2);
         });
     }
 
@@ -1130,6 +1167,26 @@ mod loom_tests {
         });
     }
 
+    /// A writer died holding the lock: a second writer and a reader race to clear it. The
+    /// writer that takes over drains the reader (clear_held makes the reader's leave wake it);
+    /// the lock ends poisoned and free.
+    #[test]
+    fn dead_holding_writer_taken_over_by_a_writer() {
+        loom::model(|| {
+            let s = Shared::new();
+            s.alive[1].store(false, SeqCst);
+            s.words.state.store(tok(1).raw() | HELD, SeqCst);
+            let s2 = s.clone();
+            let w = loom::thread::spawn(move || s2.write(2));
+            let seen = s.read(0);
+            w.join().unwrap();
+            assert!(seen <= 1);
+            assert_eq!(get(&s.data), 1);
+            assert!(s.raw().is_poisoned());
+            assert_eq!(s.words.state.load(SeqCst), 0);
+        });
+    }
+
     /// A dead reader's count is discounted; a dead holding writer is cleared and poisons.
     #[test]
     fn dead_reader_and_dead_writer() {
@@ -1142,7 +1199,7 @@ mod loom_tests {
             let w = loom::thread::spawn(move || {
                 let me = tok(1);
                 assert!(s2.raw().write(me, None, &|t| s2.alive(t)));
-                s2.data.with_mut(|p| unsafe { *p = 7 });
+                set(&s2.data, 7);
                 // Dies holding the write lock.
                 s2.alive[1].store(false, SeqCst);
             });
@@ -1150,7 +1207,7 @@ mod loom_tests {
             assert!(s
                 .raw()
                 .read(me, Some(Duration::from_secs(1)), &|t| s.alive(t)));
-            let v = s.data.with(|p| unsafe { *p });
+            let v = get(&s.data);
             s.raw().read_unlock(me);
             w.join().unwrap();
             // Either we read before the writer got in, or after its death (poisoned).
