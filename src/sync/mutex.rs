@@ -45,6 +45,12 @@
 //! until [`Mutex::clear_poison`]. While the owner is alive and healthy, nothing polls except the
 //! waiters themselves (one liveness check per 20 ms slice each).
 //!
+//! Other deaths leave less: a waiter that dies after setting `PARKED` costs the next unlock
+//! one wake syscall that wakes nobody; a holder that dies inside `unlock`, between its
+//! releasing CAS and the wake, leaves sleepers that find the word free at the end of their
+//! slice; a taker that dies between its CAS and the poison store is a dead owner in turn, and
+//! the next waiter takes over and poisons.
+//!
 //! A panic that unwinds through a guard poisons the mutex too, as in std.
 //!
 //! # Trust
