@@ -310,6 +310,18 @@ fn kind_ops(kind: Kind) -> Option<KindOps> {
             layout: &crate::sync::event::layout,
             inspect: crate::sync::event::inspect,
         }),
+        Kind::Mutex => Some(KindOps {
+            layout: &crate::sync::mutex::layout,
+            inspect: crate::sync::mutex::inspect,
+        }),
+        Kind::RwLock => Some(KindOps {
+            layout: &crate::sync::rwlock::layout,
+            inspect: crate::sync::rwlock::inspect,
+        }),
+        Kind::Condvar => Some(KindOps {
+            layout: &crate::sync::condvar::layout,
+            inspect: crate::sync::condvar::inspect,
+        }),
         // PLACEHOLDER, to be wired as each kind lands: every object module provides
         // `pub(crate) fn layout(&Spec) -> Option<u64>` and
         // `pub(crate) fn inspect(&Region) -> Vec<(&'static str, String)>`; move the kind out of

@@ -47,7 +47,10 @@ pub use error::{
 pub use process::Process;
 pub use region::{create_mode, remove, set_create_mode};
 pub use sync::barrier::{Barrier, BarrierWaitResult};
+pub use sync::condvar::{Condvar, WaitTimeoutResult};
 pub use sync::event::Event;
+pub use sync::mutex::{Lock, Mutex, MutexGuard};
+pub use sync::rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use sync::semaphore::Semaphore;
 pub use value::{AtomicPrimitive, Value};
 

@@ -1,6 +1,9 @@
 //! Synchronisation primitives, and the wait loop they share.
 
 pub(crate) mod barrier;
+pub(crate) mod condvar;
 pub(crate) mod event;
+pub(crate) mod mutex;
+pub(crate) mod rwlock;
 pub(crate) mod semaphore;
 pub(crate) mod wait;
