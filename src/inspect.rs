@@ -327,7 +327,7 @@ fn kind_ops(kind: Kind) -> Option<KindOps> {
         // `pub(crate) fn inspect(&Region) -> Vec<(&'static str, String)>`; move the kind out of
         // this arm into one like `Value`'s above. Until then its regions fail validation
         // (`layout_of` gives a layout that accepts nothing) and are listed as "?".
-        Kind::Queue | Kind::Spsc | Kind::Pipe | Kind::Mutex | Kind::RwLock | Kind::Condvar => None,
+        Kind::Queue | Kind::Spsc | Kind::Pipe => None,
     }
 }
 
