@@ -6,10 +6,12 @@
 //!   every participant holds, and `/proc` reads of process start times.
 //! - [`futex`]: shared (never `FUTEX_PRIVATE_FLAG`) futex wait and wake.
 //! - [`cpu`]: pinning the calling thread to a core (benchmarks).
+//! - [`membarrier`]: asymmetric process-wide memory barriers (the spsc ring's parking).
 
 pub(crate) mod cpu;
 pub(crate) mod futex;
 pub(crate) mod liveness;
+pub(crate) mod membarrier;
 pub(crate) mod shm;
 
 use std::io;
