@@ -322,12 +322,16 @@ fn kind_ops(kind: Kind) -> Option<KindOps> {
             layout: &crate::sync::condvar::layout,
             inspect: crate::sync::condvar::inspect,
         }),
+        Kind::Spsc => Some(KindOps {
+            layout: &crate::queue::spsc::layout,
+            inspect: crate::queue::spsc::inspect,
+        }),
         // PLACEHOLDER, to be wired as each kind lands: every object module provides
         // `pub(crate) fn layout(&Spec) -> Option<u64>` and
         // `pub(crate) fn inspect(&Region) -> Vec<(&'static str, String)>`; move the kind out of
         // this arm into one like `Value`'s above. Until then its regions fail validation
         // (`layout_of` gives a layout that accepts nothing) and are listed as "?".
-        Kind::Queue | Kind::Spsc | Kind::Pipe => None,
+        Kind::Queue | Kind::Pipe => None,
     }
 }
 

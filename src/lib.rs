@@ -31,6 +31,7 @@ mod failpoint;
 pub mod inspect;
 mod loom;
 pub mod process;
+mod queue;
 pub(crate) mod region;
 mod sync;
 mod sys;
@@ -45,6 +46,7 @@ pub use error::{
     TrySendError,
 };
 pub use process::Process;
+pub use queue::spsc;
 pub use region::{create_mode, remove, set_create_mode};
 pub use sync::barrier::{Barrier, BarrierWaitResult};
 pub use sync::condvar::{Condvar, WaitTimeoutResult};

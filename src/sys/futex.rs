@@ -28,6 +28,17 @@ pub fn now() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
+/// `CLOCK_MONOTONIC_COARSE` in whole milliseconds: a vDSO read of a few nanoseconds (no
+/// syscall) whose resolution is one scheduler tick (1–4 ms). For rate-limiting liveness checks
+/// on hot paths, never for deadlines.
+pub fn coarse_now_ms() -> u64 {
+    // SAFETY: timespec is plain data; all-zero is valid.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: `ts` is a valid out-pointer; CLOCK_MONOTONIC_COARSE exists since Linux 2.6.32.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
 /// Sleeps while `*word == expected`, until woken or until the monotonic time `deadline`
 /// (as returned by [`now`]); `None` waits without a deadline.
 pub fn wait(word: &AtomicU32, expected: u32, deadline: Option<Duration>) -> WaitResult {

@@ -8,10 +8,12 @@
 //! - [`cpu`]: pinning the calling thread to a core (benchmarks).
 //! - [`process`]: `Process::spawn` plumbing: payload memfd, fd hand-over across exec, pidfd
 //!   waits, signals, `dladdr`.
+//! - [`membarrier`]: asymmetric process-wide memory barriers (the spsc ring's parking).
 
 pub(crate) mod cpu;
 pub(crate) mod futex;
 pub(crate) mod liveness;
+pub(crate) mod membarrier;
 pub(crate) mod process;
 pub(crate) mod shm;
 pub(crate) mod signal;
