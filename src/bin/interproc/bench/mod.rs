@@ -58,8 +58,8 @@ impl Row {
     pub fn verdict(&self) -> String {
         let r = self.ratio();
         match self.target {
-            Some(t) if r >= t => format!("ok (target >= {t})"),
-            Some(t) => format!("BELOW target >= {t}"),
+            Some(t) if r >= t => format!("ok (target >= {t:.2})"),
+            Some(t) => format!("BELOW target >= {t:.2}"),
             None if r >= 1.0 => "faster".to_string(),
             None => "slower".to_string(),
         }

@@ -12,15 +12,14 @@ pub struct Scenario {
 }
 
 pub fn all() -> Vec<Scenario> {
+    let s = |name, run| Scenario { name, run };
     vec![
-        Scenario {
-            name: "value.fetch_add",
-            run: value_fetch_add,
-        },
-        Scenario {
-            name: "baseline.floor",
-            run: floor,
-        },
+        s("spsc.throughput", spsc_throughput),
+        s("spsc.rtt", spsc_round_trip),
+        s("mutex", mutex),
+        s("value.fetch_add", value_fetch_add),
+        s("python", python),
+        s("floor", floor),
     ]
 }
 
@@ -170,4 +169,300 @@ fn floor(e: Effort) -> Vec<Row> {
         ),
         row("floor: pipe RT 8 B p50", "ns", pipe.at(0.5), Better::Lower),
     ]
+}
+
+/// Streams `count` elements of `SIZE` bytes through an spsc ring of 4096 slots between two pinned
+/// processes, one by one or in batches of up to 64. Returns messages/s.
+fn spsc_stream<const SIZE: usize>(count: u64, batched: bool) -> f64
+where
+    [u8; SIZE]: interproc::Pod,
+{
+    use interproc::spsc::{Receiver, Sender};
+    let name = unique(&format!("spsc{SIZE}"));
+    let rx = Receiver::<[u8; SIZE]>::create(&name, 4096).expect("create spsc");
+    let (elapsed, _) = two_processes(
+        true,
+        || {
+            let tx = Sender::<[u8; SIZE]>::open(&name).expect("open spsc sender");
+            let mut msg = [0u8; SIZE];
+            if batched {
+                let mut batch = vec![[0u8; SIZE]; 64];
+                let mut sent = 0u64;
+                while sent < count {
+                    let n = (count - sent).min(64) as usize;
+                    for (i, m) in batch[..n].iter_mut().enumerate() {
+                        m[0] = (sent as usize + i) as u8;
+                    }
+                    tx.send_batch(&batch[..n]).expect("send batch");
+                    sent += n as u64;
+                }
+            } else {
+                for i in 0..count {
+                    msg[0] = i as u8;
+                    tx.send(msg).expect("send");
+                }
+            }
+            0
+        },
+        || {
+            let start = now_ns();
+            let mut sum = 0u64;
+            if batched {
+                let mut buf = vec![[0u8; SIZE]; 64];
+                let mut got = 0u64;
+                while got < count {
+                    let n = rx.recv_batch(&mut buf).expect("recv batch");
+                    for m in &buf[..n] {
+                        sum = sum.wrapping_add(m[0] as u64);
+                    }
+                    got += n as u64;
+                }
+            } else {
+                for _ in 0..count {
+                    sum = sum.wrapping_add(rx.recv().expect("recv")[0] as u64);
+                }
+            }
+            std::hint::black_box(sum);
+            now_ns() - start
+        },
+    );
+    rate(count, elapsed)
+}
+
+fn spsc_throughput(e: Effort) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let mut add = |label: &str, ours: f64, base: f64, target: Option<f64>| {
+        rows.push(Row {
+            scenario: label.into(),
+            unit: "msg/s",
+            interproc: ours,
+            baseline: "raw shm ring".into(),
+            baseline_value: base,
+            better: Better::Higher,
+            target,
+        })
+    };
+    let n = 2_000_000 * e.scale;
+    let (o, b) = interleave(
+        e.reps,
+        || baseline::raw_ring::<8>(n, 4096, false),
+        || spsc_stream::<8>(n, false),
+    );
+    add("spsc 8 B, one by one", o, b, Some(0.9));
+    let (o, b) = interleave(
+        e.reps,
+        || baseline::raw_ring::<8>(n, 4096, true),
+        || spsc_stream::<8>(n, true),
+    );
+    add("spsc 8 B, batches of 64", o, b, Some(0.9));
+    let n = 1_000_000 * e.scale;
+    let (o, b) = interleave(
+        e.reps,
+        || baseline::raw_ring::<64>(n, 4096, false),
+        || spsc_stream::<64>(n, false),
+    );
+    add("spsc 64 B, one by one", o, b, None);
+    let (o, b) = interleave(
+        e.reps,
+        || baseline::raw_ring::<64>(n, 4096, true),
+        || spsc_stream::<64>(n, true),
+    );
+    add("spsc 64 B, batches of 64", o, b, None);
+    let n = 200_000 * e.scale;
+    let (o, b) = interleave(
+        e.reps,
+        || baseline::raw_ring::<1024>(n, 4096, false),
+        || spsc_stream::<1024>(n, false),
+    );
+    add("spsc 1 KiB, one by one", o, b, None);
+    let (o, b) = interleave(
+        e.reps,
+        || baseline::raw_ring::<1024>(n, 4096, true),
+        || spsc_stream::<1024>(n, true),
+    );
+    add("spsc 1 KiB, batches of 64", o, b, None);
+    rows
+}
+
+/// Ping-pong of u64 over two spsc rings. `spin`: both sides poll with `try_recv` (pinned);
+/// otherwise both use the blocking `recv` (which spins briefly, then parks on the futex).
+fn spsc_ping_pong(round_trips: u64, spin: bool) -> super::harness::Percentiles {
+    use interproc::spsc::{Receiver, Sender};
+    let (ping, pong) = (unique("ping"), unique("pong"));
+    let ping_tx = Sender::<u64>::create(&ping, 64).expect("create ping");
+    let pong_rx = Receiver::<u64>::create(&pong, 64).expect("create pong");
+    let recv = |rx: &Receiver<u64>| -> u64 {
+        if spin {
+            loop {
+                if let Ok(v) = rx.try_recv() {
+                    return v;
+                }
+                std::hint::spin_loop();
+            }
+        } else {
+            rx.recv().expect("recv")
+        }
+    };
+    let (samples, _) = two_processes(
+        spin,
+        || {
+            let rx = Receiver::<u64>::open(&ping).expect("open ping");
+            let tx = Sender::<u64>::open(&pong).expect("open pong");
+            for _ in 0..round_trips {
+                let v = recv(&rx);
+                tx.send(v).expect("send pong");
+            }
+            0
+        },
+        || {
+            let mut samples = Vec::with_capacity(round_trips as usize);
+            for i in 0..round_trips {
+                let t = now_ns();
+                ping_tx.send(i).expect("send ping");
+                let v = recv(&pong_rx);
+                samples.push(now_ns() - t);
+                debug_assert_eq!(v, i);
+            }
+            samples
+        },
+    );
+    super::harness::Percentiles::new(samples)
+}
+
+fn spsc_round_trip(e: Effort) -> Vec<Row> {
+    let n = 50_000 * e.scale;
+    let (mut b50, mut b999, mut o50, mut o999) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..e.reps {
+        let b = baseline::raw_ping_pong(n);
+        b50.push(b.at(0.5));
+        b999.push(b.at(0.999));
+        let o = spsc_ping_pong(n, true);
+        o50.push(o.at(0.5));
+        o999.push(o.at(0.999));
+    }
+    let m = 5_000 * e.scale;
+    let (mut f50, mut p50) = (vec![], vec![]);
+    for _ in 0..e.reps {
+        f50.push(baseline::futex_round_trip(m as u32, 2_000).at(0.5));
+        p50.push(spsc_ping_pong(m, false).at(0.5));
+    }
+    let row = |scenario: &str, ours: Vec<f64>, base_name: &str, base: Vec<f64>, target| Row {
+        scenario: scenario.into(),
+        unit: "ns",
+        interproc: median(ours),
+        baseline: base_name.into(),
+        baseline_value: median(base),
+        better: Better::Lower,
+        target,
+    };
+    vec![
+        row(
+            "spsc RT p50, spinning",
+            o50,
+            "raw atomic ping-pong p50",
+            b50,
+            Some(1.0 / 1.15),
+        ),
+        row(
+            "spsc RT p99.9, spinning",
+            o999,
+            "raw atomic ping-pong p99.9",
+            b999,
+            Some(1.0 / 1.5),
+        ),
+        row(
+            "spsc RT p50, blocking recv",
+            p50,
+            "spin-then-futex RT p50",
+            f50,
+            Some(1.0 / 1.2),
+        ),
+    ]
+}
+
+fn mutex(e: Effort) -> Vec<Row> {
+    let ops = 2_000_000 * e.scale;
+    let name = unique("mutex");
+    let m = interproc::Mutex::<u64>::create(&name, 0).expect("create mutex");
+    let (o, b) = interleave(
+        e.reps,
+        || baseline::pthread_mutex_uncontended(ops),
+        || {
+            let t = now_ns();
+            for _ in 0..ops {
+                let mut g = m.lock().unwrap_or_else(|p| p.into_inner());
+                *g += 1;
+            }
+            (now_ns() - t) as f64 / ops as f64
+        },
+    );
+    let mut rows = vec![Row {
+        scenario: "mutex lock+inc+unlock, uncontended".into(),
+        unit: "ns",
+        interproc: o,
+        baseline: "robust pshared pthread mutex".into(),
+        baseline_value: b,
+        better: Better::Lower,
+        target: Some(1.0),
+    }];
+    let each = ops / 4;
+    let (o, b) = interleave(
+        e.reps,
+        || baseline::pthread_mutex_contended(each),
+        || {
+            let work = || {
+                let m = interproc::Mutex::<u64>::open(&name).expect("open mutex");
+                let t = now_ns();
+                for _ in 0..each {
+                    let mut g = m.lock().unwrap_or_else(|p| p.into_inner());
+                    *g += 1;
+                }
+                now_ns() - t
+            };
+            let (a, b) = two_processes(true, work, work);
+            rate(2 * each, a.max(b))
+        },
+    );
+    rows.push(Row {
+        scenario: "mutex, 2 processes contending".into(),
+        unit: "op/s",
+        interproc: o,
+        baseline: "robust pshared pthread mutex".into(),
+        baseline_value: b,
+        better: Better::Higher,
+        target: Some(1.0),
+    });
+    rows
+}
+
+/// Python-equivalent workloads beside Python's own (skipped without python3).
+fn python(e: Effort) -> Vec<Row> {
+    let n = 20_000 * e.scale;
+    let Some(py) = baseline::python(n) else {
+        eprint!("(python3 with multiprocessing not available: skipped) ");
+        return Vec::new();
+    };
+    // Locked increments: two processes, Mutex<i64>, like Lock + Value.
+    let name = unique("pylock");
+    let m = interproc::Mutex::<i64>::create(&name, 0).expect("create mutex");
+    let each = 1_000_000 * e.scale;
+    let work = || {
+        let m = interproc::Mutex::<i64>::open(&name).expect("open mutex");
+        let t = now_ns();
+        for _ in 0..each {
+            *m.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        }
+        now_ns() - t
+    };
+    let (a, b) = two_processes(false, work, work);
+    drop(m);
+    vec![Row {
+        scenario: "locked increments, 2 processes (Lock + Value)".into(),
+        unit: "op/s",
+        interproc: rate(2 * each, a.max(b)),
+        baseline: "python mp.Lock + mp.Value".into(),
+        baseline_value: py.lock_value,
+        better: Better::Higher,
+        target: Some(20.0),
+    }]
 }
