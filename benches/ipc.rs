@@ -59,6 +59,56 @@ fn value(c: &mut Criterion) {
     g.finish();
 }
 
+/// `Mutex<u64>` lock + increment + unlock beside a robust process-shared pthread mutex in shared
+/// memory: uncontended, and two pinned processes contending (time per operation of the pair).
+fn mutex(c: &mut Criterion) {
+    let mut g = c.benchmark_group("mutex");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("baseline_pthread_robust_uncontended", |b| {
+        b.iter_custom(|iters| {
+            Duration::from_nanos(
+                (baseline::pthread_mutex_uncontended(iters.max(1)) * iters as f64) as u64,
+            )
+        })
+    });
+    let m = interproc::Mutex::<u64>::create(&unique("mutex"), 0).unwrap();
+    // Same loop shape as the baseline (an inner loop timed as a whole), so neither side pays
+    // criterion's per-iteration overhead.
+    g.bench_function("interproc_uncontended", |b| {
+        b.iter_custom(|iters| {
+            let t = now_ns();
+            for _ in 0..iters {
+                *m.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+            }
+            Duration::from_nanos(now_ns() - t)
+        })
+    });
+    g.bench_function("baseline_pthread_robust_2proc_contended", |b| {
+        b.iter_custom(|iters| {
+            let each = iters.max(2) / 2;
+            let rate = baseline::pthread_mutex_contended(each);
+            Duration::from_secs_f64(2.0 * each as f64 / rate)
+        })
+    });
+    g.bench_function("interproc_2proc_contended", |b| {
+        b.iter_custom(|iters| {
+            let each = iters.max(2) / 2;
+            let name = m.name().to_owned();
+            let work = || {
+                let m = interproc::Mutex::<u64>::open(&name).unwrap();
+                let t = now_ns();
+                for _ in 0..each {
+                    *m.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+                }
+                now_ns() - t
+            };
+            let (a, b) = two_processes(true, work, work);
+            Duration::from_nanos(a.max(b))
+        })
+    });
+    g.finish();
+}
+
 fn floor(c: &mut Criterion) {
     let mut g = c.benchmark_group("floor");
     g.bench_function("raw_ping_pong_rt", |b| {
@@ -73,6 +123,6 @@ fn floor(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(10).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(300));
-    targets = value, floor
+    targets = value, mutex, floor
 }
 criterion_main!(benches);
