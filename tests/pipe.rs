@@ -130,6 +130,40 @@ fn child_main(role: &str) -> ! {
                 let _keep = c;
                 idle_forever()
             }
+            // Benchmark sink: receives `n` messages (copying or in place), then says "done".
+            "bench-sink" => {
+                let _ = interproc::pin_to_cpu(1);
+                let (name, rest) = arg.split_once(':').unwrap();
+                let (n, in_place) = rest.split_once(':').unwrap();
+                let n: u64 = n.parse().unwrap();
+                let c = open_retry(name);
+                let mut bytes = 0usize;
+                for _ in 0..n {
+                    bytes += if in_place == "1" {
+                        c.recv_with(|m| m.len()).map_err(|e| e.to_string())?
+                    } else {
+                        c.recv().map_err(|e| e.to_string())?.len()
+                    };
+                }
+                c.send(format!("{bytes}").as_bytes())
+                    .map_err(|e| e.to_string())
+            }
+            // Benchmark echo for round trips: sends every message back.
+            "bench-echo" => {
+                let _ = interproc::pin_to_cpu(1);
+                let c = open_retry(&arg);
+                let mut buf = Vec::new();
+                loop {
+                    match c.recv_with(|m| {
+                        buf.clear();
+                        buf.extend_from_slice(m)
+                    }) {
+                        Ok(()) => c.send(&buf).map_err(|e| e.to_string())?,
+                        Err(Error::Disconnected) => return Ok(()),
+                        Err(e) => return Err(e.to_string()),
+                    }
+                }
+            }
             other => Err(format!("unknown role {other}")),
         }
     })
@@ -229,6 +263,55 @@ fn content(i: usize, len: usize) -> Vec<u8> {
     (0..len)
         .map(|j| (seed >> (j % 4 * 8)) as u8 ^ j as u8)
         .collect()
+}
+
+#[test]
+fn connection_is_send_sync_and_debug() {
+    fn check<T: Send + Sync + std::fmt::Debug>() {}
+    check::<Connection>();
+    check::<Pipe>();
+    let mut names = common::Names::new();
+    let name = names.add("pipe-debug");
+    let a = Pipe::create(&name, 4096).unwrap();
+    let shown = format!("{a:?}");
+    assert!(shown.contains(&name) && shown.contains("pipe"), "{shown}");
+    assert_eq!(a.name(), name);
+    assert_eq!(a.capacity(), 4096);
+    assert!(matches!(
+        Pipe::open("no-such-pipe-anywhere"),
+        Err(Error::NotFound)
+    ));
+    assert!(matches!(
+        Pipe::create("bad/name", 4096),
+        Err(Error::InvalidName)
+    ));
+    assert!(matches!(
+        Pipe::create(&name, 4096),
+        Err(Error::AlreadyExists)
+    ));
+    assert!(matches!(
+        Pipe::create(&names.add("pipe-small"), 1023),
+        Err(Error::InvalidArgument(_))
+    ));
+    // open_or_create: the second call opens the other end, a third is Busy.
+    let other = names.add("pipe-ooc");
+    let x = Pipe::open_or_create(&other, 4096).unwrap();
+    let y = Pipe::open_or_create(&other, 4096).unwrap();
+    x.send(b"x").unwrap();
+    assert_eq!(y.recv().unwrap(), b"x");
+    assert!(matches!(
+        Pipe::open_or_create(&other, 4096),
+        Err(Error::Busy)
+    ));
+    // A persisted pipe outlives its creator's handle.
+    let kept = names.add("pipe-persist");
+    let p = Pipe::create(&kept, 4096).unwrap();
+    p.persist();
+    drop(p);
+    assert!(common::exists(&kept));
+    let q = Pipe::open(&kept).unwrap();
+    drop(q);
+    interproc::remove(&kept).unwrap();
 }
 
 #[test]
@@ -531,4 +614,86 @@ fn corruption_by_a_hostile_peer_is_reported() {
         common::sigkill(child.id());
         common::wait_timeout(&mut child, CHILD);
     }
+}
+
+/// A child of the (ignored) benchmark: its harness must be told to run ignored tests.
+fn bench_child(role: &str, arg: &str) -> std::process::Child {
+    common::child("pipe_benchmark", role, arg)
+        .arg("--include-ignored")
+        .spawn()
+        .unwrap()
+}
+
+/// Throughput and round-trip figures (not a pass/fail test). Run:
+/// `cargo test --release --test pipe -- --ignored --nocapture pipe_benchmark`
+#[test]
+#[ignore]
+fn pipe_benchmark() {
+    if let Some(r) = common::role() {
+        child_main(&r)
+    }
+    let mut names = common::Names::new();
+    let _ = interproc::pin_to_cpu(0);
+    for (size, n, cap, in_place) in [
+        (16usize, 2_000_000u64, 1usize << 16, false),
+        (16, 2_000_000, 1 << 16, true),
+        (64 << 10, 20_000, 1 << 20, false),
+        (64 << 10, 20_000, 1 << 20, true),
+    ] {
+        let name = names.add("pipe-bench");
+        let a = Pipe::create(&name, cap).unwrap();
+        let child = bench_child("bench-sink", &format!("{name}:{n}:{}", in_place as u8));
+        let msg = vec![7u8; size];
+        // Wait for the sink to attach, so its start-up is not measured.
+        assert!(common::eventually(PROMPT, || a.is_peer_attached()));
+        let t = Instant::now();
+        for _ in 0..n {
+            if in_place {
+                a.send_with(size, |b| b.copy_from_slice(&msg)).unwrap();
+            } else {
+                a.send(&msg).unwrap();
+            }
+        }
+        let done = a.recv().unwrap();
+        let el = t.elapsed();
+        assert_eq!(
+            String::from_utf8(done).unwrap(),
+            (n as usize * size).to_string()
+        );
+        common::expect_success(child);
+        let per = el.as_nanos() as f64 / n as f64;
+        eprintln!(
+            "{size:>6} B x {n} ({}): {:.1} ns/msg, {:.2} M msg/s, {:.2} GB/s",
+            if in_place {
+                "send_with/recv_with"
+            } else {
+                "send/recv"
+            },
+            per,
+            1e3 / per,
+            size as f64 / per
+        );
+    }
+    let name = names.add("pipe-bench-rt");
+    let a = Pipe::create(&name, 1 << 16).unwrap();
+    let child = bench_child("bench-echo", &name);
+    assert!(common::eventually(PROMPT, || a.is_peer_attached()));
+    let mut rts = Vec::with_capacity(50_000);
+    for i in 0..50_000u64 {
+        let t = Instant::now();
+        a.send(&i.to_le_bytes()).unwrap();
+        let back = a.recv().unwrap();
+        rts.push(t.elapsed());
+        assert_eq!(back, i.to_le_bytes());
+    }
+    drop(a);
+    common::expect_success(child);
+    rts.sort();
+    let pct = |p: f64| rts[((rts.len() as f64 * p) as usize).min(rts.len() - 1)];
+    eprintln!(
+        "round trip 8 B: p50 {:?}, p99 {:?}, p99.9 {:?}",
+        pct(0.5),
+        pct(0.99),
+        pct(0.999)
+    );
 }

@@ -175,7 +175,7 @@ impl RingCtl {
     }
 
     /// Bytes queued now, for `inspect` (relaxed loads; `None` if the indices do not check out).
-    #[cfg_attr(not(test), allow(dead_code))] // called by the CLI through `pipe::inspect`
+    #[cfg_attr(any(not(test), loom), allow(dead_code))] // called by the CLI through `pipe::inspect`
     pub(crate) fn depth(&self, size: u64) -> Option<u64> {
         let tail = self.tail.load(Relaxed);
         let head = self.head.load(Relaxed);
@@ -332,6 +332,8 @@ fn wake_if_parked(flag: &AtomicU32) {
 pub(crate) struct Producer {
     tail: u64,
     cached_head: u64,
+    /// The payload length `try_reserve` made room for at the tail (`fill`/`commit` check it).
+    reserved: Option<u64>,
 }
 
 impl Producer {
@@ -343,6 +345,7 @@ impl Producer {
         Ok(Producer {
             tail,
             cached_head: head,
+            reserved: None,
         })
     }
 
@@ -372,7 +375,7 @@ impl Producer {
     }
 
     /// Makes room for a record of a `len`-byte payload at the tail: `Ok(true)` when the payload
-    /// area `payload_mut` names is ours to fill, `Ok(false)` when the ring is too full now.
+    /// area is ours to [`fill`](Self::fill), `Ok(false)` when the ring is too full now.
     /// Writes (and publishes) a padding record first when the record would not fit before the
     /// end of the data area.
     pub(crate) fn try_reserve(&mut self, ring: &Ring<'_>, len: usize) -> Result<bool> {
@@ -387,11 +390,14 @@ impl Producer {
             ring.write_header(idx, header(TAG_PAD, rest - HEADER));
             self.publish(ring, self.tail.wrapping_add(rest));
         }
-        self.room(ring, rec)
+        let ok = self.room(ring, rec)?;
+        self.reserved = ok.then_some(len as u64);
+        Ok(ok)
     }
 
     /// Runs `f` on the reserved payload area of `len` bytes (after a successful
-    /// [`try_reserve`](Self::try_reserve) of the same `len`).
+    /// [`try_reserve`](Self::try_reserve) of the same `len`; panics otherwise: a bug here,
+    /// never a consequence of shared data).
     ///
     /// The slice points into shared memory that the protocol makes ours alone until
     /// [`commit`](Self::commit); a peer that ignores the protocol could still write it
@@ -402,18 +408,30 @@ impl Producer {
         len: usize,
         f: impl FnOnce(&mut [u8]) -> R,
     ) -> R {
+        assert_eq!(
+            self.reserved,
+            Some(len as u64),
+            "fill without a reservation"
+        );
         let at = ring.index(self.tail) + HEADER;
         debug_assert!(at + len as u64 <= ring.size);
         ring.track(at, len as u64, true);
-        // SAFETY: `try_reserve` made [at, at + len) lie inside the data area (the record fits
-        // before its end) and free (the consumer is past it): no one else touches these bytes
-        // until we publish them, and `&mut self` keeps this producer from handing out two.
+        // SAFETY: `try_reserve(len)` (checked above) made [at, at + len) lie inside the data
+        // area (the record fits before its end) and free (the consumer is past it): no one else
+        // touches these bytes until we publish them, and `&mut self` keeps this producer from
+        // handing out two.
         let buf = unsafe { std::slice::from_raw_parts_mut(ring.data.add(at as usize), len) };
         f(buf)
     }
 
-    /// Publishes the record of a `len`-byte payload filled in place.
+    /// Publishes the record of a `len`-byte payload filled in place (after a successful
+    /// [`try_reserve`](Self::try_reserve) of the same `len`; panics otherwise).
     pub(crate) fn commit(&mut self, ring: &Ring<'_>, len: usize) {
+        assert_eq!(
+            self.reserved.take(),
+            Some(len as u64),
+            "commit without a reservation"
+        );
         let idx = ring.index(self.tail);
         ring.write_header(idx, header(TAG_MSG, len as u64));
         self.publish(ring, self.tail.wrapping_add(record_len(len as u64)));
@@ -437,6 +455,8 @@ impl Producer {
 pub(crate) struct Consumer {
     head: u64,
     cached_tail: u64,
+    /// The payload length `try_peek` found at the head (`read`/`release` check it).
+    peeked: Option<u64>,
 }
 
 impl Consumer {
@@ -448,6 +468,7 @@ impl Consumer {
         Ok(Consumer {
             head,
             cached_tail: tail,
+            peeked: None,
         })
     }
 
@@ -481,6 +502,7 @@ impl Consumer {
     /// The length of the next message, `None` if there is none now. Skips (and releases) a
     /// padding record. The payload stays in the ring until [`release`](Self::release).
     pub(crate) fn try_peek(&mut self, ring: &Ring<'_>) -> Result<Option<usize>> {
+        self.peeked = None;
         // At most a padding record, then a message: a second padding in a row is refused.
         for _ in 0..2 {
             let avail = self.available(ring)?;
@@ -501,6 +523,7 @@ impl Consumer {
                             ring.max
                         )));
                     }
+                    self.peeked = Some(len);
                     return Ok(Some(len as usize));
                 }
                 TAG_PAD => {
@@ -522,24 +545,32 @@ impl Consumer {
         Err(Error::corrupted("two padding records in a row"))
     }
 
-    /// Runs `f` on the payload of the message [`try_peek`](Self::try_peek) returned `len` for.
+    /// Runs `f` on the payload of the message [`try_peek`](Self::try_peek) returned `len` for
+    /// (panics otherwise: a bug here, never a consequence of shared data).
     ///
     /// The slice points into shared memory that the protocol keeps stable until
     /// [`release`](Self::release); a peer that ignores the protocol could still write it
     /// concurrently (bytes have no invalid values, so that garbles the message, nothing more).
     pub(crate) fn read<R>(&self, ring: &Ring<'_>, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
+        assert_eq!(self.peeked, Some(len as u64), "read without a peek");
         let at = ring.index(self.head) + HEADER;
         debug_assert!(at + len as u64 <= ring.size);
         ring.track(at, len as u64, false);
-        // SAFETY: `try_peek` checked that the record lies inside the data area and inside what
-        // the producer published (Acquire of its tail): the bytes are initialised, and the
+        // SAFETY: `try_peek` (checked above) found this record inside the data area and inside
+        // what the producer published (Acquire of its tail): the bytes are initialised, and the
         // producer will not touch them until our `release` moves the head past them.
         let buf = unsafe { std::slice::from_raw_parts(ring.data.add(at as usize), len) };
         f(buf)
     }
 
-    /// Gives the message of `len` bytes back to the producer.
+    /// Gives the message of `len` bytes back to the producer (after `try_peek` returned `len`;
+    /// panics otherwise).
     pub(crate) fn release(&mut self, ring: &Ring<'_>, len: usize) {
+        assert_eq!(
+            self.peeked.take(),
+            Some(len as u64),
+            "release without a peek"
+        );
         self.advance(ring, record_len(len as u64));
     }
 
@@ -1087,6 +1118,48 @@ mod loom_tests {
             let mut c = Consumer::attach(&ring).unwrap();
             for i in 0..3u64 {
                 assert_eq!(spin_pop(&mut c, &ring), msg(i, 8));
+            }
+            t.join().unwrap();
+        });
+    }
+
+    /// Both sides block (untimed) across a wrap with padding: every publication on either side
+    /// (record, padding, release) must wake the other whenever it parked.
+    #[test]
+    fn both_sides_park_across_a_wrap() {
+        loom::model(|| {
+            let h = Arc::new(HeapRing::new(32, 24));
+            let h2 = h.clone();
+            let gone = Arc::new(AtomicU32::new(0));
+            let gone2 = gone.clone();
+            let sizes = [8usize, 12, 16];
+            let t = thread::spawn(move || {
+                let ring = h2.ring();
+                let mut p = Producer::attach(&ring).unwrap();
+                for (i, &len) in sizes.iter().enumerate() {
+                    let m = msg(i as u64, len);
+                    block(
+                        ring.ctl.writer_flag(),
+                        &mut Untimed,
+                        &Flagged(gone2.clone()),
+                        OnGone::Fail,
+                        || Ok(p.try_push(&ring, &m)?.then_some(())),
+                    )
+                    .unwrap();
+                }
+            });
+            let ring = h.ring();
+            let mut c = Consumer::attach(&ring).unwrap();
+            for (i, &len) in sizes.iter().enumerate() {
+                let got = block(
+                    ring.ctl.reader_flag(),
+                    &mut Untimed,
+                    &Flagged(gone.clone()),
+                    OnGone::Drain,
+                    || c.try_pop(&ring),
+                )
+                .unwrap();
+                assert_eq!(got, msg(i as u64, len));
             }
             t.join().unwrap();
         });
