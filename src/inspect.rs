@@ -326,12 +326,16 @@ fn kind_ops(kind: Kind) -> Option<KindOps> {
             layout: &crate::queue::spsc::layout,
             inspect: crate::queue::spsc::inspect,
         }),
+        Kind::Pipe => Some(KindOps {
+            layout: &crate::queue::pipe::layout,
+            inspect: crate::queue::pipe::inspect,
+        }),
         // PLACEHOLDER, to be wired as each kind lands: every object module provides
         // `pub(crate) fn layout(&Spec) -> Option<u64>` and
         // `pub(crate) fn inspect(&Region) -> Vec<(&'static str, String)>`; move the kind out of
         // this arm into one like `Value`'s above. Until then its regions fail validation
         // (`layout_of` gives a layout that accepts nothing) and are listed as "?".
-        Kind::Queue | Kind::Pipe => None,
+        Kind::Queue => None,
     }
 }
 

@@ -1,3 +1,9 @@
-//! Queues: the spsc ring (and, beside it, the MPMC queue and the pipe's byte rings).
+//! Queues and pipes.
+//!
+//! - [`spsc`]: the single-producer single-consumer ring of plain-data slots.
+//! - `mpmc`: the multi-producer multi-consumer `Queue`.
+//! - `ring` + `pipe`: the byte ring of length-prefixed records and the duplex `Pipe` built on it.
 
+pub(crate) mod pipe;
+pub(crate) mod ring;
 pub mod spsc;

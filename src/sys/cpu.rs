@@ -22,3 +22,24 @@ pub fn online_cpus() -> usize {
     // SAFETY: sysconf has no memory-safety preconditions.
     (unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }).max(1) as usize
 }
+
+/// A cheap, monotonic-enough tick counter for rate limits (not for measuring time): the TSC on
+/// x86_64 (about 15 ns here, against about 45 ns for `clock_gettime` in this VM), elsewhere
+/// `CLOCK_MONOTONIC` nanoseconds. Ticks are roughly nanoseconds to a factor of a few; a value
+/// that goes backwards (a thread migrating between unsynchronised TSCs) only makes a
+/// wrapping-difference look huge, which rate limiters treat as "due".
+#[inline]
+pub fn ticks() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: RDTSC has no memory effects and exists on every x86_64 CPU.
+        #[allow(unused_unsafe)]
+        unsafe {
+            core::arch::x86_64::_rdtsc()
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        super::futex::now().as_nanos() as u64
+    }
+}
