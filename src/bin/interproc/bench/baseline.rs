@@ -432,3 +432,82 @@ pub fn python(n: u64) -> Option<PythonFigures> {
         lock_value: get("lock_value ")?,
     })
 }
+
+// ---------------------------------------------------------------------------------------------
+// iceoryx2, through its peer binary (bench-peers/iceoryx2: a crate of its own, so interproc never
+// depends on iceoryx2).
+
+/// How to build the iceoryx2 peer (printed when it is missing).
+pub const ICEORYX2_BUILD: &str =
+    "cargo build --release --manifest-path bench-peers/iceoryx2/Cargo.toml";
+
+const ICEORYX2_PEER: &str = "interproc-peer-iceoryx2";
+
+/// The iceoryx2 peer binary: `$INTERPROC_ICEORYX2_PEER`, else
+/// `bench-peers/iceoryx2/target/release/interproc-peer-iceoryx2` under the current directory,
+/// else a binary of that name beside this one (a shared `CARGO_TARGET_DIR`). `None` if absent.
+pub fn iceoryx2_peer() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("INTERPROC_ICEORYX2_PEER") {
+        let p = std::path::PathBuf::from(p);
+        return p.is_file().then_some(p);
+    }
+    let local = std::path::Path::new("bench-peers/iceoryx2/target/release").join(ICEORYX2_PEER);
+    if local.is_file() {
+        return Some(local);
+    }
+    let beside = std::env::current_exe().ok()?.with_file_name(ICEORYX2_PEER);
+    beside.is_file().then_some(beside)
+}
+
+/// Runs the iceoryx2 peer: `kind` is `"rtt"` (`n` round trips; JSON keys `p50_ns`, `p99_ns`,
+/// `p999_ns`) or `"stream"` (`n` messages; key `msg_per_s`). Returns its JSON line, or `None` when
+/// the peer is not built, fails (its message goes to stderr) or runs past the timeout (then it is
+/// killed and its iceoryx2 files are removed with `interproc-peer-iceoryx2 cleanup --pid`).
+pub fn iceoryx2(kind: &str, n: u64) -> Option<serde_json::Value> {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let peer = iceoryx2_peer()?;
+    let count_flag = if kind == "rtt" {
+        "--round-trips"
+    } else {
+        "--count"
+    };
+    // The peer gives up by itself after 60 s (and cleans up); this is the backstop.
+    let mut child = Command::new(&peer)
+        .args([kind, count_flag, &n.to_string(), "--timeout-s", "60"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| eprint!("(iceoryx2 peer {}: {e}) ", peer.display()))
+        .ok()?;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    // Polled, not waited on in a thread: forks follow in this process, which must stay
+    // single-threaded; a 20 ms poll barely disturbs the two pinned peer processes.
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => break None,
+        }
+    };
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = Command::new(&peer)
+            .args(["cleanup", "--pid", &child.id().to_string()])
+            .stdout(Stdio::null())
+            .status();
+        eprint!("(iceoryx2 peer timed out) ");
+        return None;
+    };
+    let mut out = String::new();
+    child.stdout.take()?.read_to_string(&mut out).ok()?;
+    if !status.success() {
+        eprint!("(iceoryx2 peer failed: {status}) ");
+        return None;
+    }
+    out.lines()
+        .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["kind"] == kind)
+}

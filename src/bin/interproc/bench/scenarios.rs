@@ -19,6 +19,7 @@ pub fn all() -> Vec<Scenario> {
         s("mutex", mutex),
         s("value.fetch_add", value_fetch_add),
         s("python", python),
+        s("iceoryx2", iceoryx2),
         s("floor", floor),
     ]
 }
@@ -465,4 +466,61 @@ fn python(e: Effort) -> Vec<Row> {
         better: Better::Higher,
         target: Some(20.0),
     }]
+}
+
+/// interproc beside iceoryx2 0.10, run as a separate peer binary (`bench-peers/iceoryx2`, never a
+/// dependency of interproc); skipped when the peer is not built. Same shapes on both sides: u64
+/// ping-pong with both sides pinned and busy-polling, and a one-way u64 stream with a blocking
+/// sender (iceoryx2: subscriber buffer 1024, no overflow, `RetryUntilDelivered`).
+fn iceoryx2(e: Effort) -> Vec<Row> {
+    if baseline::iceoryx2_peer().is_none() {
+        eprint!(
+            "(iceoryx2 peer not built: skipped (build with: {})) ",
+            baseline::ICEORYX2_BUILD
+        );
+        return Vec::new();
+    }
+    // A failed peer run (message already on stderr) drops its row rather than skew a median.
+    let failed = std::cell::Cell::new(false);
+    let peer = |kind: &str, n: u64, key: &str| {
+        let v = baseline::iceoryx2(kind, n).and_then(|v| v[key].as_f64());
+        failed.set(failed.get() || v.is_none());
+        v.unwrap_or(f64::NAN)
+    };
+    let mut rows = Vec::new();
+    let n = 50_000 * e.scale;
+    let (ours, base) = interleave(
+        e.reps,
+        || peer("rtt", n, "p50_ns"),
+        || spsc_ping_pong(n, true).at(0.5),
+    );
+    if !failed.replace(false) {
+        rows.push(Row {
+            scenario: "spsc RT p50 vs iceoryx2 (busy wait)".into(),
+            unit: "ns",
+            interproc: ours,
+            baseline: "iceoryx2 pub/sub RT p50".into(),
+            baseline_value: base,
+            better: Better::Lower,
+            target: Some(1.0 / 0.3),
+        });
+    }
+    let n = 500_000 * e.scale;
+    let (ours, base) = interleave(
+        e.reps,
+        || peer("stream", n, "msg_per_s"),
+        || spsc_stream::<8>(n, false),
+    );
+    if !failed.replace(false) {
+        rows.push(Row {
+            scenario: "spsc stream u64 vs iceoryx2".into(),
+            unit: "msg/s",
+            interproc: ours,
+            baseline: "iceoryx2 stream, buffer 1024".into(),
+            baseline_value: base,
+            better: Better::Higher,
+            target: Some(10.0),
+        });
+    }
+    rows
 }
