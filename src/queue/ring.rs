@@ -389,6 +389,8 @@ impl Producer {
             }
             ring.write_header(idx, header(TAG_PAD, rest - HEADER));
             self.publish(ring, self.tail.wrapping_add(rest));
+            // Crash tests: the padding is published, the record is not written yet.
+            crate::failpoint::hit("ring.push.after_padding");
         }
         let ok = self.room(ring, rec)?;
         self.reserved = ok.then_some(len as u64);
@@ -434,6 +436,8 @@ impl Producer {
         );
         let idx = ring.index(self.tail);
         ring.write_header(idx, header(TAG_MSG, len as u64));
+        // Crash tests: the whole record is written, the tail does not cover it yet.
+        crate::failpoint::hit("ring.push.before_publish");
         self.publish(ring, self.tail.wrapping_add(record_len(len as u64)));
     }
 
@@ -571,6 +575,8 @@ impl Consumer {
             Some(len as u64),
             "release without a peek"
         );
+        // Crash tests: the message was read (and maybe returned), the head still holds it.
+        crate::failpoint::hit("ring.pop.before_release");
         self.advance(ring, record_len(len as u64));
     }
 

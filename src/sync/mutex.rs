@@ -300,6 +300,8 @@ impl RawMutex {
         {
             return false;
         }
+        // Crash tests: a taker that dies here is a dead holder in turn (module doc).
+        crate::failpoint::hit("mutex.takeover.before_poison");
         // We hold the lock: our unlock (Release) publishes this to the next holder.
         self.poison.store(1, Ordering::Relaxed);
         true
@@ -391,6 +393,8 @@ impl RawMutex {
             {
                 Ok(_) => {
                     if cur & PARKED != 0 {
+                        // Crash tests: released, the sleeper not woken yet.
+                        crate::failpoint::hit("mutex.unlock.before_wake");
                         wake(&self.lock, 1);
                     }
                     return;
@@ -631,6 +635,8 @@ impl<T: Pod> Mutex<T> {
 
     /// Wraps a lock this thread has just taken into a guard, poisoned or not.
     fn guard(&self) -> LockResult<MutexGuard<'_, T>> {
+        // Crash tests: the lock word names us, no guard exists yet.
+        crate::failpoint::hit("mutex.lock.acquired");
         let guard = MutexGuard {
             mutex: self,
             panicking: std::thread::panicking(),

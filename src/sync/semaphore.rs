@@ -252,6 +252,8 @@ impl<const N: usize> State<N> {
     /// Gives a permit back: un-tags it from `me` (if `me` holds any), then adds it.
     fn release(&self, me: Token) {
         self.note_released(me);
+        // Crash tests: the permit is untagged, not yet back in `count` (it leaks).
+        crate::failpoint::hit("semaphore.release.before_add");
         self.add_permits(1);
     }
 
@@ -286,6 +288,8 @@ impl<const N: usize> State<N> {
 
     /// Tags one more permit as held by `me` (after it was taken from `count`).
     fn note_acquired(&self, me: Token) {
+        // Crash tests: the permit is taken from `count`, not yet tagged as ours (it leaks).
+        crate::failpoint::hit("semaphore.acquire.before_tag");
         let Some(h) = self.own(me) else { return };
         let mut cur = h.load(Relaxed);
         loop {

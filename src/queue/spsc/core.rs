@@ -374,6 +374,8 @@ impl Producer {
         debug_assert!(n <= self.capacity - self.tail.get().wrapping_sub(self.cached_head.get()));
         let tail = self.tail.get().wrapping_add(n);
         self.tail.set(tail);
+        // Crash tests: the slots are written, nothing is published yet.
+        crate::failpoint::hit("spsc.send.before_publish");
         // Release: the slot writes above happen before the consumer's Acquire of `tail`.
         w.producer.tail.store(tail, Release);
         // Store->load barrier (Dekker with `Consumer::wait`: "store PARKED; barrier; load
@@ -525,6 +527,8 @@ impl Consumer {
         debug_assert!(n <= self.cached_tail.get().wrapping_sub(self.head.get()));
         let head = self.head.get().wrapping_add(n);
         self.head.set(head);
+        // Crash tests: the slots are read (and maybe returned), the head still holds them.
+        crate::failpoint::hit("spsc.recv.before_release");
         // Release: our reads of the slots happen before the producer overwrites them.
         w.consumer.head.store(head, Release);
         // Store->load barrier (Dekker with `Producer::wait`).
