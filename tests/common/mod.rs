@@ -83,6 +83,7 @@ pub fn spawn(test: &str, role: &str, arg: &str) -> Child {
 /// In a child: runs `f` and exits the process with 0 on `Ok`, 1 (printing the error) on `Err`,
 /// and 101 on panic, without returning to the test harness.
 pub fn run_role<E: std::fmt::Debug>(f: impl FnOnce() -> Result<(), E>) -> ! {
+    let _ = orphaned(); // remember the parent
     let code = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(Ok(())) => 0,
         Ok(Err(e)) => {
@@ -136,4 +137,145 @@ pub fn sigkill(pid: u32) {
 /// True if `/dev/shm/interproc.<name>` exists.
 pub fn exists(name: &str) -> bool {
     std::path::Path::new(&format!("/dev/shm/interproc.{name}")).exists()
+}
+
+/// A small deterministic PRNG (xorshift64*) for campaigns: reproducible from a printed seed.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Uniform in `0..n` (`n > 0`; the tiny modulo bias does not matter here).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+    /// Uniform in `lo..=hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.below(hi - lo + 1)
+    }
+    /// True with probability `percent`/100.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// The seed of a campaign: `INTERPROC_TEST_SEED` if set (to replay a failure), else fresh.
+/// Printed, so that a failing run can be replayed.
+pub fn seed(campaign: &str) -> u64 {
+    let seed = std::env::var("INTERPROC_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            t ^ (u64::from(std::process::id()) << 32)
+        });
+    eprintln!("{campaign}: INTERPROC_TEST_SEED={seed}");
+    seed
+}
+
+/// Rounds of a campaign: `debug` in debug builds, twice that in release builds, times
+/// `INTERPROC_CAMPAIGN_SCALE` (default 1) for longer runs.
+pub fn rounds(debug: usize) -> usize {
+    let scale = std::env::var("INTERPROC_CAMPAIGN_SCALE")
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+        .unwrap_or(1);
+    let base = if cfg!(debug_assertions) {
+        debug
+    } else {
+        debug * 2
+    };
+    base * scale.max(1)
+}
+
+/// True if `status` says the process was killed by SIGKILL.
+pub fn killed_by_sigkill(status: &ExitStatus) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    status.signal() == Some(9)
+}
+
+/// Sends SIGKILL to `child` (if it still runs) and reaps it, bounded; returns its status.
+pub fn kill_and_reap(child: &mut Child) -> ExitStatus {
+    let _ = child.kill();
+    wait_timeout(child, Duration::from_secs(30))
+}
+
+/// Asserts that a campaign's victim died by SIGKILL (from us or from a `kill` failpoint), not
+/// by an error of its own (exit code) or another signal (a crash).
+pub fn assert_sigkilled(status: &ExitStatus, what: &str) {
+    assert!(
+        killed_by_sigkill(status),
+        "{what} did not die by SIGKILL but {status} (its own error or a crash)"
+    );
+}
+
+/// `(state, start time)` of process `pid` from `/proc/<pid>/stat`; `None` if it is gone.
+fn proc_stat(pid: u32) -> Option<(char, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses: the fields follow the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    // After the name: state is field 3 of the line, start time field 22.
+    let state = fields.first()?.chars().next()?;
+    let start = fields.get(19)?.parse().ok()?;
+    Some((state, start))
+}
+
+/// This process as a `u64` that names it unambiguously (pid and start time: a reused pid gets
+/// another start time). Never 0.
+pub fn process_id() -> u64 {
+    let pid = std::process::id();
+    let start = proc_stat(pid).map_or(0, |(_, s)| s);
+    u64::from(pid) | (start & 0xFFFF_FFFF) << 32
+}
+
+/// True if the process named by a [`process_id`] is gone: no such pid, a zombie, or a pid
+/// reused by another process.
+pub fn process_dead(id: u64) -> bool {
+    match proc_stat(id as u32) {
+        None => true,
+        Some((state, start)) => {
+            matches!(state, 'Z' | 'X' | 'x') || (start & 0xFFFF_FFFF) != id >> 32
+        }
+    }
+}
+
+/// Busy-waits about `d` (a critical section of some length, without sleeping).
+pub fn spin_for(d: Duration) {
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        std::hint::spin_loop();
+    }
+}
+
+/// In a child: true once the process that spawned it is gone (it was re-parented). Children
+/// that loop until killed check it, so that a failed test leaves no process behind.
+pub fn orphaned() -> bool {
+    static PARENT: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let first = *PARENT.get_or_init(std::os::unix::process::parent_id);
+    std::os::unix::process::parent_id() != first
+}
+
+/// In a looping child: exits (status 3) if the parent is gone.
+pub fn exit_if_orphaned() {
+    if orphaned() {
+        std::process::exit(3);
+    }
+}
+
+/// A numeric child argument.
+pub fn num_arg(s: &str) -> u64 {
+    s.parse().expect("numeric argument")
 }
