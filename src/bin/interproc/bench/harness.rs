@@ -6,7 +6,7 @@
 //! line and the child's result; spinning scenarios pin the sides to distinct CPUs.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// A page of memory shared by parent and forked child (anonymous, `MAP_SHARED`).
 pub struct SharedPage {
@@ -55,10 +55,6 @@ impl SharedPage {
         assert!(offset <= self.len);
         // SAFETY: offset within the mapping (checked).
         unsafe { self.ptr.add(offset) }
-    }
-
-    pub fn len(&self) -> usize {
-        self.len
     }
 }
 
@@ -180,12 +176,4 @@ pub fn median(mut xs: Vec<f64>) -> f64 {
 /// Messages per second from a count and an elapsed time in nanoseconds.
 pub fn rate(count: u64, ns: u64) -> f64 {
     count as f64 * 1e9 / ns.max(1) as f64
-}
-
-/// Busy-waits `d` without sleeping (for paced senders).
-pub fn spin_for(d: Duration) {
-    let end = Instant::now() + d;
-    while Instant::now() < end {
-        std::hint::spin_loop();
-    }
 }

@@ -16,6 +16,8 @@ pub fn all() -> Vec<Scenario> {
     vec![
         s("spsc.throughput", spsc_throughput),
         s("spsc.rtt", spsc_round_trip),
+        s("pipe.throughput", pipe_throughput),
+        s("pipe.rtt", pipe_round_trip),
         s("mutex", mutex),
         s("value.fetch_add", value_fetch_add),
         s("python", python),
@@ -187,7 +189,7 @@ where
             let tx = Sender::<[u8; SIZE]>::open(&name).expect("open spsc sender");
             let mut msg = [0u8; SIZE];
             if batched {
-                let mut batch = vec![[0u8; SIZE]; 64];
+                let mut batch = [[0u8; SIZE]; 64];
                 let mut sent = 0u64;
                 while sent < count {
                     let n = (count - sent).min(64) as usize;
@@ -520,6 +522,155 @@ fn iceoryx2(e: Effort) -> Vec<Row> {
             baseline_value: base,
             better: Better::Higher,
             target: Some(10.0),
+        });
+    }
+    rows
+}
+
+/// Bytes per direction of the benchmark pipes: room for 64 KiB messages.
+const PIPE_CAPACITY: usize = 256 * 1024;
+
+/// Streams `count` messages of `size` bytes from a child to this process over a `Pipe`. Like the
+/// pipe(2) baseline, every byte is copied in (`send` from a buffer) and out (`recv_with` copying
+/// into a buffer, which saves only the `Vec` allocation of `recv`).
+fn pipe_stream(count: u64, size: usize) -> f64 {
+    let name = unique(&format!("pipe{size}"));
+    let parent = interproc::Pipe::create(&name, PIPE_CAPACITY).expect("create pipe");
+    let (elapsed, _) = two_processes(
+        true,
+        || {
+            let child = interproc::Pipe::open(&name).expect("open pipe");
+            let mut msg = vec![1u8; size];
+            for i in 0..count {
+                if let Some(b) = msg.first_mut() {
+                    *b = i as u8;
+                }
+                child.send(&msg).expect("send");
+            }
+            0
+        },
+        || {
+            let start = now_ns();
+            let mut sum = 0u64;
+            let mut out = vec![0u8; size];
+            for _ in 0..count {
+                sum += parent
+                    .recv_with(|m| {
+                        out[..m.len()].copy_from_slice(m);
+                        out.first().copied().unwrap_or(0) as u64
+                    })
+                    .expect("recv");
+            }
+            std::hint::black_box(sum);
+            now_ns() - start
+        },
+    );
+    rate(count, elapsed)
+}
+
+fn pipe_throughput(e: Effort) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for (size, count, target) in [
+        (16usize, 500_000 * e.scale, Some(10.0)),
+        (1024, 200_000 * e.scale, None),
+        (64 * 1024, 5_000 * e.scale, None),
+    ] {
+        let (o, b) = interleave(
+            e.reps,
+            || baseline::pipe_stream(count, size),
+            || pipe_stream(count, size),
+        );
+        rows.push(Row {
+            scenario: format!("pipe {} stream", fmt_size(size)),
+            unit: "msg/s",
+            interproc: o,
+            baseline: "pipe(2), same sizes".into(),
+            baseline_value: b,
+            better: Better::Higher,
+            target,
+        });
+    }
+    rows
+}
+
+fn fmt_size(size: usize) -> String {
+    if size >= 1024 {
+        format!("{} KiB", size / 1024)
+    } else {
+        format!("{size} B")
+    }
+}
+
+/// Round trips of `size`-byte messages over one duplex `Pipe` (blocking `recv`: a short spin,
+/// then a futex park). Returns per-round-trip nanoseconds.
+fn pipe_ping_pong(round_trips: u64, size: usize) -> super::harness::Percentiles {
+    let name = unique("pipe-rtt");
+    let parent = interproc::Pipe::create(&name, PIPE_CAPACITY).expect("create pipe");
+    let msg = vec![7u8; size];
+    let (samples, _) = two_processes(
+        false,
+        || {
+            let child = interproc::Pipe::open(&name).expect("open pipe");
+            for _ in 0..round_trips {
+                let m = child.recv().expect("recv");
+                child.send(&m).expect("send");
+            }
+            0
+        },
+        || {
+            let mut samples = Vec::with_capacity(round_trips as usize);
+            for _ in 0..round_trips {
+                let t = now_ns();
+                parent.send(&msg).expect("send");
+                let _ = parent.recv().expect("recv");
+                samples.push(now_ns() - t);
+            }
+            samples
+        },
+    );
+    super::harness::Percentiles::new(samples)
+}
+
+fn pipe_round_trip(e: Effort) -> Vec<Row> {
+    let n = 5_000 * e.scale;
+    let (mut o, mut b) = (vec![], vec![]);
+    for _ in 0..e.reps {
+        b.push(baseline::fd_round_trip(n as u32, 16, false).at(0.5));
+        o.push(pipe_ping_pong(n, 16).at(0.5));
+    }
+    let ours = median(o);
+    let mut rows = vec![Row {
+        scenario: "pipe RT 16 B p50".into(),
+        unit: "ns",
+        interproc: ours,
+        baseline: "pipe(2) ping-pong p50".into(),
+        baseline_value: median(b),
+        better: Better::Lower,
+        target: Some(20.0),
+    }];
+    let (mut o, mut b) = (vec![], vec![]);
+    for _ in 0..e.reps {
+        b.push(baseline::fd_round_trip(n as u32, 16, true).at(0.5));
+        o.push(pipe_ping_pong(n, 16).at(0.5));
+    }
+    rows.push(Row {
+        scenario: "pipe RT 16 B p50 vs socketpair".into(),
+        unit: "ns",
+        interproc: median(o),
+        baseline: "unix socketpair ping-pong p50".into(),
+        baseline_value: median(b),
+        better: Better::Lower,
+        target: None,
+    });
+    if let Some(py) = baseline::python(2_000 * e.scale) {
+        rows.push(Row {
+            scenario: "pipe RT p50 vs Python".into(),
+            unit: "ns",
+            interproc: ours,
+            baseline: "python mp.Pipe RT p50".into(),
+            baseline_value: py.pipe_rt_ns,
+            better: Better::Lower,
+            target: Some(50.0),
         });
     }
     rows
