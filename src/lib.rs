@@ -28,6 +28,7 @@
 
 mod error;
 mod loom;
+mod queue;
 pub(crate) mod region;
 mod sync;
 mod sys;
@@ -38,6 +39,7 @@ pub use error::{
     Error, RecvError, RecvTimeoutError, Result, SendError, SendTimeoutError, TryRecvError,
     TrySendError,
 };
+pub use queue::mpmc::Queue;
 pub use region::remove;
 pub use value::{AtomicPrimitive, Value};
 
