@@ -23,6 +23,7 @@ pub(crate) mod atomic {
 
 #[cfg(loom)]
 pub(crate) mod atomic {
+    #[allow(unused_imports)]
     pub(crate) use loom::sync::atomic::{
         fence, AtomicI16, AtomicI32, AtomicI64, AtomicI8, AtomicIsize, AtomicU16, AtomicU32,
         AtomicU64, AtomicU8, AtomicUsize, Ordering,

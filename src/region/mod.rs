@@ -396,6 +396,21 @@ impl Region {
         held && token.matches_generation(slot.generation.load(Ordering::Relaxed))
     }
 
+    /// True while participant slot `slot` is held by a live handle (this one included), whatever
+    /// its generation: for clearing per-slot flags (e.g. "parked" bits) a dead participant left
+    /// set. A slot taken over by a new participant reads as attached. If the kernel refuses to
+    /// answer, assume attached.
+    pub fn slot_attached(&self, slot: u32) -> bool {
+        if slot as usize >= MAX_PARTICIPANTS {
+            return false;
+        }
+        if self.token.is_some_and(|t| t.slot() == slot) {
+            return true;
+        }
+        liveness::is_locked_by_other(&self.file, PARTICIPANT_LOCK_BASE + slot as u64)
+            .unwrap_or(true)
+    }
+
     /// The pids of the participants attached now (for `list`): slot holders whose lock is held.
     pub fn participants(&self) -> Vec<u32> {
         let mut pids = Vec::new();

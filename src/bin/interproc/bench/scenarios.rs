@@ -2,7 +2,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::harness::{median, now_ns, rate, two_processes};
+use super::harness::{median, n_processes, now_ns, rate, two_processes};
 use super::{baseline, Better, Effort, Row};
 
 /// A named scenario producing one or more rows.
@@ -16,6 +16,7 @@ pub fn all() -> Vec<Scenario> {
     vec![
         s("spsc.throughput", spsc_throughput),
         s("spsc.rtt", spsc_round_trip),
+        s("queue", queue),
         s("pipe.throughput", pipe_throughput),
         s("pipe.rtt", pipe_round_trip),
         s("mutex", mutex),
@@ -671,6 +672,129 @@ fn pipe_round_trip(e: Effort) -> Vec<Row> {
             baseline_value: py.pipe_rt_ns,
             better: Better::Lower,
             target: Some(50.0),
+        });
+    }
+    rows
+}
+
+/// `producers` processes each send `per_producer` u64s through one `Queue` (capacity 4096) to
+/// `consumers` processes, one message at a time or in batches of up to 64; the queue is closed
+/// once every producer is done and the consumers drain it. Returns messages/s over the whole run.
+fn queue_stream(
+    producers: usize,
+    consumers: usize,
+    per_producer: u64,
+    batched: bool,
+    pin: bool,
+) -> f64 {
+    let name = unique(&format!("queue{producers}x{consumers}"));
+    let q = interproc::Queue::<u64>::create(&name, 4096).expect("create queue");
+    let done = interproc::Value::<u64>::create(&unique("queue-done"), 0).expect("create counter");
+    let total = per_producer * producers as u64;
+    let work = |i: usize| {
+        if pin {
+            let _ = interproc::pin_to_cpu(i);
+        }
+        let q = interproc::Queue::<u64>::open(&name).expect("open queue");
+        if i < producers {
+            if batched {
+                let batch: Vec<u64> = (0..64).collect();
+                let mut sent = 0;
+                while sent < per_producer {
+                    let n = (per_producer - sent).min(64) as usize;
+                    q.send_batch(&batch[..n]).expect("send batch");
+                    sent += n as u64;
+                }
+            } else {
+                for v in 0..per_producer {
+                    q.send(v).expect("send");
+                }
+            }
+            if done.fetch_add(1) + 1 == producers as u64 {
+                q.close();
+            }
+        } else {
+            let mut got = 0u64;
+            let mut buf = Vec::with_capacity(64);
+            loop {
+                if batched {
+                    buf.clear();
+                    match q.recv_batch(&mut buf, 64) {
+                        Ok(n) => got += n as u64,
+                        Err(_) => break,
+                    }
+                } else if q.recv().is_err() {
+                    break;
+                } else {
+                    got += 1;
+                }
+            }
+            std::hint::black_box(got);
+        }
+    };
+    let ns = n_processes(producers + consumers, work);
+    assert_eq!(q.len(), 0);
+    rate(total, ns)
+}
+
+fn queue(e: Effort) -> Vec<Row> {
+    let n = 1_000_000 * e.scale;
+    let (o, b) = interleave(
+        e.reps,
+        || spsc_stream::<8>(n, false),
+        || queue_stream(1, 1, n, false, true),
+    );
+    let mut rows = vec![Row {
+        scenario: "queue 1->1 u64, one by one".into(),
+        unit: "msg/s",
+        interproc: o,
+        baseline: "interproc spsc, same run".into(),
+        baseline_value: b,
+        better: Better::Higher,
+        target: Some(0.5),
+    }];
+    let (o, b) = interleave(
+        e.reps,
+        || spsc_stream::<8>(n, false),
+        || queue_stream(2, 2, n / 2, false, false),
+    );
+    rows.push(Row {
+        scenario: "queue 2->2 u64, one by one (4 processes, 2 cores)".into(),
+        unit: "msg/s",
+        interproc: o,
+        baseline: "interproc spsc, same run".into(),
+        baseline_value: b,
+        better: Better::Higher,
+        target: None,
+    });
+    if let Some(py) = baseline::python(20_000 * e.scale) {
+        let ours = median(
+            (0..e.reps)
+                .map(|_| queue_stream(1, 1, n, false, false))
+                .collect(),
+        );
+        rows.push(Row {
+            scenario: "queue 1->1, one at a time vs Python".into(),
+            unit: "msg/s",
+            interproc: ours,
+            baseline: "python mp.Queue put/get".into(),
+            baseline_value: py.queue,
+            better: Better::Higher,
+            target: Some(500.0),
+        });
+        let ours = median(
+            (0..e.reps)
+                .map(|_| queue_stream(1, 1, 4 * n, true, false))
+                .collect(),
+        );
+        rows.push(Row {
+            scenario: "queue 1->1, batches of 64 vs Python".into(),
+            unit: "msg/s",
+            interproc: ours,
+            baseline: "python mp.Queue put/get".into(),
+            baseline_value: py.queue,
+            better: Better::Higher,
+            target: Some(2000.0),
         });
     }
     rows
