@@ -457,3 +457,60 @@ fn open_waits_for_a_live_creator_and_refuses_a_dead_one() {
         "no waiting for a dead creator"
     );
 }
+
+#[test]
+fn open_waits_for_a_creator_that_has_not_taken_its_owner_lock_yet() {
+    if role().is_some() {
+        run_role(|| {
+            let v = Value::<u64>::create(&common::arg(), 9)?;
+            v.persist();
+            Ok::<_, Error>(())
+        });
+    }
+    let mut names = Names::new();
+    // A creator that stalls between `O_EXCL` and taking its owner lock: the file exists, is
+    // empty and nobody holds a lock on it. That is a live creator, not a dead one: the opener
+    // must wait for it instead of reporting the object corrupted.
+    let slow = names.add("pre-lock-creator");
+    let mut child = common::child(
+        "open_waits_for_a_creator_that_has_not_taken_its_owner_lock_yet",
+        "creator",
+        &slow,
+    )
+    .env(
+        "INTERPROC_FAILPOINTS",
+        "region.create.before_owner_lock=sleep:1000",
+    )
+    .spawn()
+    .unwrap();
+    assert!(common::eventually(Duration::from_secs(30), || {
+        common::exists(&slow)
+    }));
+    let v = Value::<u64>::open(&slow).expect("open waits for the live creator");
+    assert_eq!(v.load(), 9);
+    assert!(common::wait_timeout(&mut child, Duration::from_secs(60)).success());
+
+    // A creator that dies at that point leaves an empty, unlocked file: the opener gives up
+    // within its init wait, with a typed error.
+    let dead = names.add("pre-lock-dead");
+    let mut child = common::child(
+        "open_waits_for_a_creator_that_has_not_taken_its_owner_lock_yet",
+        "creator",
+        &dead,
+    )
+    .env(
+        "INTERPROC_FAILPOINTS",
+        "region.create.before_owner_lock=abort",
+    )
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    assert!(!common::wait_timeout(&mut child, Duration::from_secs(60)).success());
+    assert!(common::exists(&dead));
+    let start = std::time::Instant::now();
+    assert!(matches!(
+        Value::<u64>::open(&dead),
+        Err(Error::Corrupted { .. })
+    ));
+    assert!(start.elapsed() < Duration::from_secs(10));
+}

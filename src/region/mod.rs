@@ -15,8 +15,11 @@
 //! # Open
 //! `fstat` first: a file shorter than the header is never mapped beyond its length. Map the
 //! header, load `state` with `Acquire`; while it is not ready and the owner lock is held by
-//! someone, wait (1 ms steps, [`INIT_WAIT`] at most, then [`Error::Busy`]); if it is not ready
-//! and nobody holds the owner lock, the creator died half-way: [`Error::Corrupted`]. Otherwise
+//! someone, wait (1 ms steps, [`INIT_WAIT`] at most, then [`Error::Busy`]); if it is not ready,
+//! already sized and nobody holds the owner lock, the creator died half-way:
+//! [`Error::Corrupted`]. An *empty* file that nobody locks may be a live creator between
+//! `O_EXCL` and its owner lock: wait for it too, and call it [`Error::Corrupted`] only once
+//! [`INIT_WAIT`] has passed. Otherwise
 //! copy the header out once, validate the copy against the caller's type and the file's real
 //! length, and map exactly the validated length.
 //!
@@ -137,6 +140,7 @@ impl Region {
         let our_id = shm::stat(&file)?.id;
         // From here on a failure must unlink the name we created.
         let built = (|| {
+            crate::failpoint::hit("region.create.before_owner_lock");
             if !liveness::try_lock(&file, OWNER_LOCK)? {
                 return Err(Error::corrupted("fresh object's owner lock is held"));
             }
@@ -185,12 +189,18 @@ impl Region {
             match Self::read_header(&file)? {
                 Some(raw) => break raw,
                 None => {
+                    // Length first, lock second: a creator takes its owner lock right after
+                    // `O_EXCL` and sizes the file only then, so a file already sized when we
+                    // looked and unlocked now has lost its creator for good, while an empty one
+                    // may belong to a live creator that has not taken the lock yet.
+                    let sized = shm::stat(&file)?.len != 0;
                     if !liveness::is_locked_by_other(&file, OWNER_LOCK)? {
-                        return Err(Error::corrupted(
-                            "its creator died before finishing initialisation",
-                        ));
-                    }
-                    if started.elapsed() >= INIT_WAIT {
+                        if sized || started.elapsed() >= INIT_WAIT {
+                            return Err(Error::corrupted(
+                                "its creator died before finishing initialisation",
+                            ));
+                        }
+                    } else if started.elapsed() >= INIT_WAIT {
                         return Err(Error::Busy);
                     }
                     std::thread::sleep(Duration::from_millis(1));
