@@ -476,7 +476,8 @@ impl Job {
         // distance this executable moved: the payload is addressed to this process (pid), comes
         // from a process running this very file (device, inode, size, mtime checked above), and
         // the parent checked with dladdr that the trampoline and the anchor share one loaded
-        // object. So it is that function, and its signature is exactly `Trampoline`.
+        // object, the executable itself (`in_main_executable`). So it is that function, and its
+        // signature is exactly `Trampoline`.
         let trampoline = unsafe { std::mem::transmute::<*const (), Trampoline>(trampoline as _) };
         let mut payload = Some(file);
         let outcome = {
