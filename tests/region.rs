@@ -514,3 +514,38 @@ fn open_waits_for_a_creator_that_has_not_taken_its_owner_lock_yet() {
     ));
     assert!(start.elapsed() < Duration::from_secs(10));
 }
+
+#[test]
+fn a_fifo_in_place_of_a_region_never_blocks_the_observer() {
+    if role().is_some() {
+        // list / inspect / gc open every `interproc.*` entry read-only; a FIFO there (any user
+        // can create one in /dev/shm) must be reported, not waited on for a writer.
+        run_role(|| {
+            let name = common::arg();
+            let info = interproc::inspect::inspect(&name)?;
+            assert!(info.kind.is_none() && info.error.is_some(), "{info:?}");
+            let listed = interproc::inspect::list()?;
+            assert!(listed.iter().any(|i| i.name == name && i.kind.is_none()));
+            let opts = interproc::inspect::GcOptions {
+                dry_run: true,
+                force: true,
+                prefix: Some(name.clone()),
+            };
+            interproc::inspect::gc(&opts)?;
+            assert!(matches!(Value::<u64>::open(&name), Err(_)));
+            Ok::<_, Error>(())
+        });
+    }
+    let mut names = Names::new();
+    let name = names.add("fifo");
+    let path = std::ffi::CString::new(shm_path(&name)).unwrap();
+    // SAFETY: `path` is a valid NUL-terminated string.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    let mut child = spawn(
+        "a_fifo_in_place_of_a_region_never_blocks_the_observer",
+        "observer",
+        &name,
+    );
+    let status = common::wait_timeout(&mut child, Duration::from_secs(30));
+    assert!(status.success(), "{status}");
+}
