@@ -190,7 +190,7 @@ mod tests {
     fn code_of_this_binary_is_in_the_main_executable_and_libc_is_not() {
         let ours = here as fn() as usize;
         assert!(in_main_executable(ours));
-        let libc_fn = libc::strlen as usize;
+        let libc_fn = libc::strlen as *const () as usize;
         // Only meaningful where libc is a shared object that dladdr can name (glibc builds).
         if !same_object(ours, libc_fn) {
             assert!(!in_main_executable(libc_fn));
