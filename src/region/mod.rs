@@ -51,7 +51,7 @@ pub use name::Name;
 pub use registry::Token;
 
 use crate::error::{Error, Result};
-use crate::loom::atomic::Ordering;
+use crate::loom::atomic::{fence, Ordering};
 use crate::sys::{liveness, shm};
 use header::{Header, BODY_OFFSET, FLAG_PERSISTED, HEADER_LEN, STATE_READY};
 use registry::{Slot, MAX_PARTICIPANTS, OWNER_LOCK, PARTICIPANT_LOCK_BASE, ROLE_LOCK_BASE};
@@ -298,9 +298,13 @@ impl Region {
         // long (checked above), so every byte of `Header` is backed; `Header` is all atomics
         // and valid for every bit pattern (see `Shared`).
         let header = unsafe { &*(map.as_ptr() as *const Header) };
-        if header.state.load(Ordering::Acquire) != STATE_READY {
+        // The mapping is read-only: Rust guarantees atomic loads there only when they are
+        // small and `Relaxed`, so the Acquire comes from a fence after the `Relaxed` load
+        // (it pairs with the creator's `Release` store of `state` all the same).
+        if header.state.load(Ordering::Relaxed) != STATE_READY {
             return Ok(None);
         }
+        fence(Ordering::Acquire);
         Ok(Some(header.snapshot()))
     }
 
