@@ -549,3 +549,56 @@ fn a_fifo_in_place_of_a_region_never_blocks_the_observer() {
     let status = common::wait_timeout(&mut child, Duration::from_secs(30));
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn a_creator_whose_file_gc_removed_never_gets_a_nameless_object() {
+    if role().is_some() {
+        let name = common::arg();
+        let code = match Value::<u64>::create(&name, 9) {
+            // Ok must mean: the name refers to the object this process just made.
+            Ok(v) if common::exists(&name) => {
+                v.persist();
+                0
+            }
+            Ok(_) => 3,
+            Err(e) => {
+                eprintln!("child got: {e}");
+                0
+            }
+        };
+        std::process::exit(code);
+    }
+    let mut names = Names::new();
+    let name = names.add("gc-stalled");
+    // A creator stalled between O_EXCL and its owner lock for longer than gc's grace period:
+    // gc rightly takes the empty, unlocked file for the leftover of a dead creator.
+    let mut child = common::child(
+        "a_creator_whose_file_gc_removed_never_gets_a_nameless_object",
+        "creator",
+        &name,
+    )
+    .env(
+        "INTERPROC_FAILPOINTS",
+        "region.create.before_owner_lock=sleep:6000",
+    )
+    .spawn()
+    .unwrap();
+    assert!(common::eventually(Duration::from_secs(30), || {
+        common::exists(&name)
+    }));
+    let opts = interproc::inspect::GcOptions {
+        dry_run: false,
+        force: false,
+        prefix: Some(name.clone()),
+    };
+    let removed = common::eventually(Duration::from_secs(5), || {
+        std::thread::sleep(Duration::from_millis(100));
+        interproc::inspect::gc(&opts)
+            .unwrap()
+            .iter()
+            .any(|a| a.name == name && a.outcome == interproc::inspect::GcOutcome::Removed)
+    });
+    assert!(removed, "gc should remove the stalled creator's empty file");
+    let status = common::wait_timeout(&mut child, Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0), "create returned a nameless object");
+}

@@ -7,14 +7,17 @@
 //! # Create
 //! 1. `shm_open(O_CREAT | O_EXCL | O_RDWR, mode)`: exactly one creator per name.
 //! 2. Take the OFD *owner lock* (see [`registry`]): from now on `open` knows the creator is alive
-//!    and waits for it, and `gc` leaves the object alone.
+//!    and waits for it, and `gc` leaves the object alone. Then check that the name still refers
+//!    to this file: a creator stalled before this step may have lost its empty file to `gc` (or
+//!    `remove`), and then fails with [`Error::NotFound`] instead of building a nameless object.
 //! 3. `ftruncate` to the page-rounded length (the kernel zero-fills), map it, write the header,
 //!    let the object initialise its body, claim a participant slot.
 //! 4. Publish `state = READY` with `Release`. Any failure before this unlinks the name again.
 //!
 //! # Open
 //! `fstat` first: a file shorter than the header is never mapped beyond its length. Map the
-//! header, load `state` with `Acquire`; while it is not ready and the owner lock is held by
+//! header, load `state` (`Relaxed` plus an `Acquire` fence: the header mapping is read-only);
+//! while it is not ready and the owner lock is held by
 //! someone, wait (1 ms steps, [`INIT_WAIT`] at most, then [`Error::Busy`]); if it is not ready,
 //! already sized and nobody holds the owner lock, the creator died half-way:
 //! [`Error::Corrupted`]. An *empty* file that nobody locks may be a live creator between
@@ -123,7 +126,9 @@ impl Region {
     ///
     /// # Errors
     /// [`Error::InvalidName`], [`Error::AlreadyExists`], [`Error::InvalidArgument`] for a spec
-    /// too large to map, [`Error::Io`] for anything the kernel refuses.
+    /// too large to map, [`Error::NotFound`] if the name was removed (by `remove` or `gc`)
+    /// before this creator could take ownership of it, [`Error::Io`] for anything the kernel
+    /// refuses.
     pub fn create(
         name: &str,
         spec: &Spec,
@@ -143,6 +148,13 @@ impl Region {
             crate::failpoint::hit("region.create.before_owner_lock");
             if !liveness::try_lock(&file, OWNER_LOCK)? {
                 return Err(Error::corrupted("fresh object's owner lock is held"));
+            }
+            // Until the owner lock is held, `gc` may take an empty file whose creator is stalled
+            // past its grace period for a dead creator's leftover and unlink it. Now that gc
+            // cannot lock the file any more, make sure the name is still ours: never hand out
+            // a nameless object.
+            if shm::identity_of_name(&shm_name).ok() != Some(our_id) {
+                return Err(Error::NotFound);
             }
             shm::set_len(&file, total as u64)?;
             let map = shm::map(&file, total, true)?;
@@ -276,7 +288,8 @@ impl Region {
                 other => return other,
             }
             match Region::create(name, spec, mode, &init) {
-                Err(Error::AlreadyExists) => {}
+                // NotFound: the name vanished while we were creating it (see `create`).
+                Err(Error::AlreadyExists | Error::NotFound) => {}
                 other => return other,
             }
             if started.elapsed() >= OPEN_OR_CREATE_WAIT {
