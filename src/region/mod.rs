@@ -17,14 +17,13 @@
 //! # Open
 //! `fstat` first: a file shorter than the header is never mapped beyond its length. Map the
 //! header, load `state` (`Relaxed` plus an `Acquire` fence: the header mapping is read-only);
-//! while it is not ready and the owner lock is held by
-//! someone, wait (1 ms steps, [`INIT_WAIT`] at most, then [`Error::Busy`]); if it is not ready,
-//! already sized and nobody holds the owner lock, the creator died half-way:
-//! [`Error::Corrupted`]. An *empty* file that nobody locks may be a live creator between
-//! `O_EXCL` and its owner lock: wait for it too, and call it [`Error::Corrupted`] only once
-//! [`INIT_WAIT`] has passed. Otherwise
-//! copy the header out once, validate the copy against the caller's type and the file's real
-//! length, and map exactly the validated length.
+//! while it is not ready and the owner lock is held by someone, wait (1 ms steps,
+//! [`INIT_WAIT`] at most, then [`Error::Busy`]); if it is not ready, already sized and nobody
+//! holds the owner lock, the creator died half-way: [`Error::Corrupted`]. An *empty* file that
+//! nobody locks may be a live creator between `O_EXCL` and its owner lock: wait for it too,
+//! and call it [`Error::Corrupted`] only once [`INIT_WAIT`] has passed. Otherwise copy the
+//! header out once, validate the copy against the caller's type and the file's real length,
+//! and map exactly the validated length.
 //!
 //! # Lifetime
 //! The creating handle owns the name: dropping it unlinks the name (if the name still refers to
