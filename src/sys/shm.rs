@@ -37,18 +37,28 @@ pub fn create_exclusive(shm_name: &str, mode: u32) -> io::Result<File> {
     Ok(file)
 }
 
-/// Opens an existing object, read-write or read-only.
+/// Opens an existing object, read-write or read-only. Anything but a regular file under the
+/// name (any user can put a FIFO or a socket into `/dev/shm`) is refused with
+/// `ErrorKind::InvalidData`; `O_NONBLOCK` keeps the open itself from waiting for a FIFO's
+/// writer (it changes nothing for a regular file, and stays on the descriptor harmlessly).
 pub fn open(shm_name: &str, writable: bool) -> io::Result<File> {
     let name = c_name(shm_name)?;
     let flags = if writable {
         libc::O_RDWR
     } else {
         libc::O_RDONLY
-    };
+    } | libc::O_NONBLOCK;
     // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
     let fd = super::cvt(unsafe { libc::shm_open(name.as_ptr(), flags, 0) })?;
     // SAFETY: `fd` was just returned by shm_open and is owned by nobody else.
-    Ok(unsafe { File::from_raw_fd(fd) })
+    let file = unsafe { File::from_raw_fd(fd) };
+    if !file.metadata()?.file_type().is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a shared-memory object (a FIFO, socket or device under its name)",
+        ));
+    }
+    Ok(file)
 }
 
 /// Removes the name. Processes that have the object mapped keep using it.
