@@ -602,3 +602,34 @@ fn a_creator_whose_file_gc_removed_never_gets_a_nameless_object() {
     let status = common::wait_timeout(&mut child, Duration::from_secs(60));
     assert_eq!(status.code(), Some(0), "create returned a nameless object");
 }
+
+#[test]
+fn a_world_writable_object_of_another_user_is_refused() {
+    let mut names = Names::new();
+    let name = names.add("squatted");
+    let v = Value::<u64>::create(&name, 1).unwrap();
+    v.persist();
+    drop(v);
+    let path = shm_path(&name);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    assert!(
+        Value::<u64>::open(&name).is_ok(),
+        "our own world-writable object is fine"
+    );
+    // Hand it to another user (needs root, as CI and this machine run; skipped otherwise).
+    let c = std::ffi::CString::new(path.clone()).unwrap();
+    // SAFETY: a valid NUL-terminated path; chown has no memory-safety preconditions.
+    if unsafe { libc::chown(c.as_ptr(), 65534, 65534) } != 0 {
+        eprintln!("not root: skipping the other-user half");
+        return;
+    }
+    match Value::<u64>::open(&name) {
+        Err(Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied),
+        other => panic!("expected PermissionDenied, got {other:?}"),
+    }
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660)).unwrap();
+    assert!(
+        Value::<u64>::open(&name).is_ok(),
+        "group-shared objects of other users are accepted"
+    );
+}

@@ -218,7 +218,9 @@ impl Region {
                 }
             }
         };
-        let file_len = shm::stat(&file)?.len;
+        let stat = shm::stat(&file)?;
+        check_owner(&stat)?;
+        let file_len = stat.len;
         let spec = header::validate(&raw, file_len, expect)?;
         let total = raw.total_len as usize;
         let map = shm::map(&file, total, writable)?;
@@ -518,6 +520,24 @@ impl Drop for Region {
             }
         }
     }
+}
+
+/// Refuses a region that another user could have planted: `/dev/shm` is world-writable, so
+/// anyone can create `interproc.<name>` first. An object owned by another user is accepted only
+/// if it is not writable by everyone (a group-shared object is a deliberate choice of its
+/// creator and of the group's members); root, which owns nothing by accident, is not special.
+fn check_owner(stat: &shm::Stat) -> Result<()> {
+    let me = shm::effective_uid();
+    if stat.uid != me && stat.mode & 0o002 != 0 {
+        return Err(Error::Io(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "object owned by uid {} (not this user, {me}) and writable by everyone: refused",
+                stat.uid
+            ),
+        )));
+    }
+    Ok(())
 }
 
 /// Unlinks the object `name`; processes attached to it keep using it.

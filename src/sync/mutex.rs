@@ -56,9 +56,13 @@
 //! # Trust
 //!
 //! The guard hands out `&T` / `&mut T` into the shared mapping: the lock makes that access
-//! exclusive among peers that follow the protocol. A hostile or buggy peer could still write
-//! the data without the lock; since `T: Pod`, any bits it leaves are a valid `T`, so the worst
-//! outcome is a wrong value, never an invalid one.
+//! exclusive among peers that follow the protocol. This is the one place where the crate's
+//! "scribbling peers cannot cause undefined behaviour" promise is narrowed: a peer that writes
+//! the data *without holding the lock* races with the reference, which is undefined behaviour in
+//! Rust's model (the compiler may, for example, re-load a field after checking it). The lock
+//! word itself, the poison word and every other shared word stay robust against scribbling; only
+//! the guarded data relies on peers that respect the lock. `T: Pod` keeps every value a peer
+//! leaves behind a valid `T`. (The RwLock's guards are the same.)
 
 use std::fmt;
 use std::marker::PhantomData;

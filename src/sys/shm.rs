@@ -78,6 +78,8 @@ pub struct Stat {
     pub id: (u64, u64),
     /// Permission bits.
     pub mode: u32,
+    /// The owning user.
+    pub uid: u32,
     /// Last status change, seconds since the epoch.
     pub ctime: i64,
 }
@@ -89,6 +91,7 @@ pub fn stat(file: &File) -> io::Result<Stat> {
         len: m.len(),
         id: (m.dev(), m.ino()),
         mode: m.mode() & 0o7777,
+        uid: m.uid(),
         ctime: m.ctime(),
     })
 }
@@ -123,4 +126,10 @@ pub fn list_names() -> io::Result<Vec<String>> {
         .collect();
     names.sort();
     Ok(names)
+}
+
+/// The effective user id of this process.
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
 }
