@@ -287,15 +287,15 @@ pub fn gc(options: &GcOptions) -> Result<Vec<GcAction>> {
 /// A kind's functions for validation and display.
 struct KindOps {
     layout: &'static LayoutFn,
-    inspect: fn(&Region) -> Vec<(&'static str, String)>,
+    inspect: InspectFn,
 }
+
+/// A kind's inspect function.
+type InspectFn = fn(&Region) -> Vec<(&'static str, String)>;
 
 /// The functions of `kind`.
 fn kind_ops(kind: Kind) -> KindOps {
-    let (layout, inspect): (
-        &'static LayoutFn,
-        fn(&Region) -> Vec<(&'static str, String)>,
-    ) = match kind {
+    let (layout, inspect): (&'static LayoutFn, InspectFn) = match kind {
         Kind::Value => (&crate::value::layout, crate::value::inspect),
         Kind::Semaphore => (
             &crate::sync::semaphore::layout,
