@@ -152,7 +152,7 @@ fn floor(e: Effort) -> Vec<Row> {
         scenario: scenario.into(),
         unit,
         interproc: v,
-        baseline: "(floor itself)".into(),
+        baseline: super::FLOOR.into(),
         baseline_value: v,
         better,
         target: None,
