@@ -52,8 +52,7 @@
 //!
 //! # Wiring the kinds
 //! Which layout and inspect functions belong to which object kind is decided in exactly one
-//! place, the match in `kind_ops`. A kind that is not wired there validates as corrupted
-//! and is listed as `?` ("not supported by this build").
+//! place, the match in `kind_ops`.
 
 use std::time::Duration;
 
@@ -64,7 +63,7 @@ use crate::error::{Error, Result};
 use crate::region::header::{FORMAT_VERSION, MAGIC, STATE_READY};
 use crate::region::name::PREFIX;
 use crate::region::probe::{self, Exclusive, Probe};
-use crate::region::{Kind, LayoutFn, Name, RawHeader, Region, Spec};
+use crate::region::{Kind, LayoutFn, Name, Region};
 use crate::sys::shm;
 
 /// Everything `interproc list` / `inspect` show about one object.
@@ -288,70 +287,40 @@ pub fn gc(options: &GcOptions) -> Result<Vec<GcAction>> {
 /// A kind's functions for validation and display.
 struct KindOps {
     layout: &'static LayoutFn,
-    inspect: fn(&Region) -> Vec<(&'static str, String)>,
+    inspect: InspectFn,
 }
 
-/// The functions of `kind`, or `None` if this build does not support it yet.
-fn kind_ops(kind: Kind) -> Option<KindOps> {
-    match kind {
-        Kind::Value => Some(KindOps {
-            layout: &crate::value::layout,
-            inspect: crate::value::inspect,
-        }),
-        Kind::Semaphore => Some(KindOps {
-            layout: &crate::sync::semaphore::layout,
-            inspect: crate::sync::semaphore::inspect,
-        }),
-        Kind::Barrier => Some(KindOps {
-            layout: &crate::sync::barrier::layout,
-            inspect: crate::sync::barrier::inspect,
-        }),
-        Kind::Event => Some(KindOps {
-            layout: &crate::sync::event::layout,
-            inspect: crate::sync::event::inspect,
-        }),
-        Kind::Mutex => Some(KindOps {
-            layout: &crate::sync::mutex::layout,
-            inspect: crate::sync::mutex::inspect,
-        }),
-        Kind::RwLock => Some(KindOps {
-            layout: &crate::sync::rwlock::layout,
-            inspect: crate::sync::rwlock::inspect,
-        }),
-        Kind::Condvar => Some(KindOps {
-            layout: &crate::sync::condvar::layout,
-            inspect: crate::sync::condvar::inspect,
-        }),
-        Kind::Spsc => Some(KindOps {
-            layout: &crate::queue::spsc::layout,
-            inspect: crate::queue::spsc::inspect,
-        }),
-        Kind::Pipe => Some(KindOps {
-            layout: &crate::queue::pipe::layout,
-            inspect: crate::queue::pipe::inspect,
-        }),
-        // PLACEHOLDER, to be wired as each kind lands: every object module provides
-        // `pub(crate) fn layout(&Spec) -> Option<u64>` and
-        // `pub(crate) fn inspect(&Region) -> Vec<(&'static str, String)>`; move the kind out of
-        // this arm into one like `Value`'s above. Until then its regions fail validation
-        // (`layout_of` gives a layout that accepts nothing) and are listed as "?".
-        Kind::Queue => None,
-    }
-}
+/// A kind's inspect function.
+type InspectFn = fn(&Region) -> Vec<(&'static str, String)>;
 
-/// The layout of a kind this build does not support: accepts no spec.
-fn unsupported_layout(_: &Spec) -> Option<u64> {
-    None
+/// The functions of `kind`.
+fn kind_ops(kind: Kind) -> KindOps {
+    let (layout, inspect): (&'static LayoutFn, InspectFn) = match kind {
+        Kind::Value => (&crate::value::layout, crate::value::inspect),
+        Kind::Semaphore => (
+            &crate::sync::semaphore::layout,
+            crate::sync::semaphore::inspect,
+        ),
+        Kind::Barrier => (&crate::sync::barrier::layout, crate::sync::barrier::inspect),
+        Kind::Event => (&crate::sync::event::layout, crate::sync::event::inspect),
+        Kind::Mutex => (&crate::sync::mutex::layout, crate::sync::mutex::inspect),
+        Kind::RwLock => (&crate::sync::rwlock::layout, crate::sync::rwlock::inspect),
+        Kind::Condvar => (&crate::sync::condvar::layout, crate::sync::condvar::inspect),
+        Kind::Spsc => (&crate::queue::spsc::layout, crate::queue::spsc::inspect),
+        Kind::Pipe => (&crate::queue::pipe::layout, crate::queue::pipe::inspect),
+        Kind::Queue => (&crate::queue::mpmc::layout, crate::queue::mpmc::inspect),
+    };
+    KindOps { layout, inspect }
 }
 
 /// The layout function of `kind`, for [`Region::open_observer`].
 pub(crate) fn layout_of(kind: Kind) -> &'static LayoutFn {
-    kind_ops(kind).map_or(&unsupported_layout, |ops| ops.layout)
+    kind_ops(kind).layout
 }
 
 /// The kind-specific fields of a validated region of `kind` (only atomic loads).
 pub(crate) fn kind_fields(kind: Kind, region: &Region) -> Vec<(&'static str, String)> {
-    kind_ops(kind).map_or_else(Vec::new, |ops| (ops.inspect)(region))
+    (kind_ops(kind).inspect)(region)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -479,19 +448,7 @@ fn refine_reason(probe: &Probe, reason: String) -> String {
     if h.magic != MAGIC {
         return format!("bad magic {:#018x} (not an interproc region)", h.magic);
     }
-    if let Some(kind) = wellformed_kind(h) {
-        if kind_ops(kind).is_none() {
-            return format!("objects of kind {kind} are not supported by this build of interproc");
-        }
-    }
     reason
-}
-
-/// The kind named by a raw header that carries our magic and format version.
-fn wellformed_kind(h: &RawHeader) -> Option<Kind> {
-    (h.magic == MAGIC && h.version == FORMAT_VERSION)
-        .then(|| Kind::from_u32(h.kind))
-        .flatten()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -639,6 +596,7 @@ fn remove_if_garbage(name: &str, force: bool) -> Result<Option<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::region::{RawHeader, Spec};
 
     fn facts(state: HeaderState) -> GcFacts {
         GcFacts {
@@ -771,18 +729,6 @@ mod tests {
             HeaderState::Unreadable(r()),
             "the validation error (incompatible version) is kept"
         );
-        let unwired = RawHeader {
-            version: FORMAT_VERSION,
-            state: STATE_READY,
-            kind: Kind::Pipe as u32,
-            ..ours
-        };
-        if kind_ops(Kind::Pipe).is_none() {
-            assert!(matches!(
-                classify(&probe_of(8192, Some(unwired)), r()),
-                HeaderState::Unreadable(why) if why.contains("kind pipe are not supported")
-            ));
-        }
         let ready_but_invalid = RawHeader {
             state: STATE_READY,
             ..ours
@@ -807,7 +753,7 @@ mod tests {
     }
 
     #[test]
-    fn every_kind_has_a_layout_and_unwired_ones_accept_nothing() {
+    fn every_kind_has_a_layout() {
         let spec = Spec {
             kind: Kind::Queue,
             elem_size: 8,
@@ -816,10 +762,20 @@ mod tests {
             params: [0; 4],
             body_len: 0,
         };
+        // Layouts run on hostile headers: none may panic or overflow on extreme inputs.
         for kind in Kind::ALL {
-            let layout = layout_of(kind);
-            if kind_ops(kind).is_none() {
-                assert_eq!(layout(&Spec { kind, ..spec }), None, "{kind}");
+            for capacity in [0, 1, 3, u32::MAX as u64, u64::MAX] {
+                for (elem_size, elem_align) in [(0, 1), (8, 8), (3, 2), (u32::MAX, 1 << 31)] {
+                    let body = layout_of(kind)(&Spec {
+                        kind,
+                        capacity,
+                        elem_size,
+                        elem_align,
+                        params: [u64::MAX; 4],
+                        ..spec
+                    });
+                    assert!(body.is_none_or(|b| b < 1 << 41), "{kind}: {body:?}");
+                }
             }
         }
         assert_eq!(

@@ -46,6 +46,7 @@ pub use error::{
     TrySendError,
 };
 pub use process::Process;
+pub use queue::mpmc::Queue;
 pub use queue::pipe::{Connection, Pipe};
 pub use queue::spsc;
 pub use region::{create_mode, remove, set_create_mode};

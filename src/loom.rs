@@ -4,10 +4,11 @@
 //! it imports `crate::loom::atomic::*`, `crate::loom::futex` and `crate::loom::hint`. Under
 //! `--cfg loom` these become loom's model-checked types, and the futex becomes a model:
 //!
-//! - `futex::wait(word, expected, None)` blocks on one global loom `Condvar` after checking
-//!   `word == expected` under its `Mutex`, and `futex::wake` notifies under the same `Mutex`.
-//!   A wake that happens between the check and the sleep is therefore impossible, exactly as
-//!   with the kernel's futex; a *protocol* that forgets to wake leaves loom a deadlock to report.
+//! - `futex::wait(word, expected, None)` checks `word == expected` under one global loom
+//!   `Mutex` and joins a wait queue; `futex::wake(word, n)` picks the `n` oldest waiters on that
+//!   word under the same `Mutex`. As with the kernel's futex, a wake between the check and the
+//!   sleep is impossible, and a wake reaches at most `n` waiters: a *protocol* that forgets to
+//!   wake, or wakes too few, leaves loom a deadlock to report.
 //! - Timed waits return at once (as `Woken`: spurious wake-ups are legal), so a timed loop in
 //!   a model behaves like a spin loop; loom explores it as long as the loop yields.
 //! - `futex::now()` is a fixed value: deadlines never pass inside a model.
@@ -23,6 +24,7 @@ pub(crate) mod atomic {
 
 #[cfg(loom)]
 pub(crate) mod atomic {
+    #[allow(unused_imports)]
     pub(crate) use loom::sync::atomic::{
         fence, AtomicI16, AtomicI32, AtomicI64, AtomicI8, AtomicIsize, AtomicU16, AtomicU32,
         AtomicU64, AtomicU8, AtomicUsize, Ordering,
@@ -62,32 +64,71 @@ pub(crate) mod futex {
 
     pub(crate) use crate::sys::futex::WaitResult;
 
+    /// The model's wait queue: who sleeps on which word, oldest first.
+    #[derive(Default)]
+    struct Queue {
+        next_id: u64,
+        /// (address of the word, waiter id), oldest first.
+        sleeping: Vec<(usize, u64)>,
+        /// Waiters picked by a `wake` that have not noticed yet.
+        woken: Vec<u64>,
+    }
+
     loom::lazy_static! {
-        static ref PARK: (loom::sync::Mutex<()>, loom::sync::Condvar) =
-            (loom::sync::Mutex::new(()), loom::sync::Condvar::new());
+        static ref FUTEX: (loom::sync::Mutex<Queue>, loom::sync::Condvar) =
+            (loom::sync::Mutex::new(Queue::default()), loom::sync::Condvar::new());
     }
 
     pub(crate) fn now() -> Duration {
         Duration::from_secs(1)
     }
 
+    /// Untimed: sleeps while `*word == expected` until a `wake` on the same word picks this
+    /// waiter, exactly like the kernel (so a protocol that wakes the wrong waiter, or too few,
+    /// leaves one asleep and loom reports the deadlock). Timed: returns at once (a spurious
+    /// wake-up), since the model clock never reaches a deadline.
     pub(crate) fn wait(word: &AtomicU32, expected: u32, deadline: Option<Duration>) -> WaitResult {
-        let guard = PARK.0.lock().unwrap();
+        let mut q = FUTEX.0.lock().unwrap();
         if word.load(Ordering::SeqCst) != expected {
             return WaitResult::ValueChanged;
         }
         if deadline.is_some() {
-            drop(guard);
+            drop(q);
             loom::thread::yield_now();
             return WaitResult::Woken;
         }
-        drop(PARK.1.wait(guard).unwrap());
-        WaitResult::Woken
+        let id = q.next_id;
+        q.next_id += 1;
+        q.sleeping.push((word as *const AtomicU32 as usize, id));
+        loop {
+            q = FUTEX.1.wait(q).unwrap();
+            if let Some(i) = q.woken.iter().position(|&w| w == id) {
+                q.woken.swap_remove(i);
+                return WaitResult::Woken;
+            }
+        }
     }
 
-    pub(crate) fn wake(_word: &AtomicU32, _n: u32) -> usize {
-        let _guard = PARK.0.lock().unwrap();
-        PARK.1.notify_all();
-        1
+    /// Wakes the `n` oldest waiters on `word`; returns how many.
+    pub(crate) fn wake(word: &AtomicU32, n: u32) -> usize {
+        let addr = word as *const AtomicU32 as usize;
+        let mut q = FUTEX.0.lock().unwrap();
+        let mut left = n;
+        let mut picked = Vec::new();
+        q.sleeping.retain(|&(a, id)| {
+            if a == addr && left > 0 {
+                left -= 1;
+                picked.push(id);
+                false
+            } else {
+                true
+            }
+        });
+        let woken = picked.len();
+        if woken > 0 {
+            q.woken.extend(picked);
+            FUTEX.1.notify_all();
+        }
+        woken
     }
 }

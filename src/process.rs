@@ -105,7 +105,8 @@
 //!
 //! - Linux only (`memfd`, `/proc/self/exe`, pidfds).
 //! - The function and `interproc` must be linked into the executable itself, as Rust does by
-//!   default; a function in a dynamically loaded library is refused when `dladdr` can tell.
+//!   default; `spawn` refuses, when `dladdr` can tell, a function in a shared library and an
+//!   `interproc` that is itself a shared library (the child could load another build of it).
 //! - The argument must round-trip through `serde_json`: non-string map keys fail in `spawn`;
 //!   a `NaN` float becomes `null` and fails in the child (`Error::InvalidArgument` from `join`).
 //! - `init` removes the variable with `std::env::remove_var`, which can race with C code reading
@@ -475,7 +476,8 @@ impl Job {
         // distance this executable moved: the payload is addressed to this process (pid), comes
         // from a process running this very file (device, inode, size, mtime checked above), and
         // the parent checked with dladdr that the trampoline and the anchor share one loaded
-        // object. So it is that function, and its signature is exactly `Trampoline`.
+        // object, the executable itself (`in_main_executable`). So it is that function, and its
+        // signature is exactly `Trampoline`.
         let trampoline = unsafe { std::mem::transmute::<*const (), Trampoline>(trampoline as _) };
         let mut payload = Some(file);
         let outcome = {
@@ -735,6 +737,18 @@ impl Builder {
         let anchor = anchor_address();
         let function = f as usize;
         let tramp = trampoline::<A> as Trampoline as usize;
+        // The child checks that it runs the parent's executable file, and relocates the
+        // distances by where *its* anchor lies: both only hold if the anchor is in that file.
+        // In a shared library (interproc built as a dylib), the child could load another build
+        // of the library (rebuilt meanwhile, or another `LD_LIBRARY_PATH`) and call a wrong
+        // address.
+        if !sys::process::in_main_executable(anchor) {
+            return Err(Error::InvalidArgument(
+                "interproc is not linked into the executable itself (a shared library?): a \
+                 re-executed child could not be sure to find the function"
+                    .into(),
+            ));
+        }
         if !sys::process::same_object(anchor, function) || !sys::process::same_object(anchor, tramp)
         {
             return Err(Error::InvalidArgument(
@@ -880,9 +894,9 @@ impl Process {
     ///
     /// # Errors
     ///
-    /// - [`Error::InvalidArgument`] if `arg` does not serialise to JSON, if `f` lives in another
-    ///   loaded object than this crate (a dynamic library), or if this process is itself a
-    ///   spawned child whose `main` never called [`init`].
+    /// - [`Error::InvalidArgument`] if `arg` does not serialise to JSON, if `f` or this crate
+    ///   lives in another loaded object than the executable (a shared library), or if this
+    ///   process is itself a spawned child whose `main` never called [`init`].
     /// - [`Error::Io`] if the memfd or the process cannot be created.
     ///
     /// # Examples

@@ -457,3 +457,179 @@ fn open_waits_for_a_live_creator_and_refuses_a_dead_one() {
         "no waiting for a dead creator"
     );
 }
+
+#[test]
+fn open_waits_for_a_creator_that_has_not_taken_its_owner_lock_yet() {
+    if role().is_some() {
+        run_role(|| {
+            let v = Value::<u64>::create(&common::arg(), 9)?;
+            v.persist();
+            Ok::<_, Error>(())
+        });
+    }
+    let mut names = Names::new();
+    // A creator that stalls between `O_EXCL` and taking its owner lock: the file exists, is
+    // empty and nobody holds a lock on it. That is a live creator, not a dead one: the opener
+    // must wait for it instead of reporting the object corrupted.
+    let slow = names.add("pre-lock-creator");
+    let mut child = common::child(
+        "open_waits_for_a_creator_that_has_not_taken_its_owner_lock_yet",
+        "creator",
+        &slow,
+    )
+    .env(
+        "INTERPROC_FAILPOINTS",
+        "region.create.before_owner_lock=sleep:1000",
+    )
+    .spawn()
+    .unwrap();
+    assert!(common::eventually(Duration::from_secs(30), || {
+        common::exists(&slow)
+    }));
+    let v = Value::<u64>::open(&slow).expect("open waits for the live creator");
+    assert_eq!(v.load(), 9);
+    assert!(common::wait_timeout(&mut child, Duration::from_secs(60)).success());
+
+    // A creator that dies at that point leaves an empty, unlocked file: the opener gives up
+    // within its init wait, with a typed error.
+    let dead = names.add("pre-lock-dead");
+    let mut child = common::child(
+        "open_waits_for_a_creator_that_has_not_taken_its_owner_lock_yet",
+        "creator",
+        &dead,
+    )
+    .env(
+        "INTERPROC_FAILPOINTS",
+        "region.create.before_owner_lock=abort",
+    )
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    assert!(!common::wait_timeout(&mut child, Duration::from_secs(60)).success());
+    assert!(common::exists(&dead));
+    let start = std::time::Instant::now();
+    assert!(matches!(
+        Value::<u64>::open(&dead),
+        Err(Error::Corrupted { .. })
+    ));
+    assert!(start.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn a_fifo_in_place_of_a_region_never_blocks_the_observer() {
+    if role().is_some() {
+        // list / inspect / gc open every `interproc.*` entry read-only; a FIFO there (any user
+        // can create one in /dev/shm) must be reported, not waited on for a writer.
+        run_role(|| {
+            let name = common::arg();
+            let info = interproc::inspect::inspect(&name)?;
+            assert!(info.kind.is_none() && info.error.is_some(), "{info:?}");
+            let listed = interproc::inspect::list()?;
+            assert!(listed.iter().any(|i| i.name == name && i.kind.is_none()));
+            let opts = interproc::inspect::GcOptions {
+                dry_run: true,
+                force: true,
+                prefix: Some(name.clone()),
+            };
+            interproc::inspect::gc(&opts)?;
+            assert!(Value::<u64>::open(&name).is_err());
+            Ok::<_, Error>(())
+        });
+    }
+    let mut names = Names::new();
+    let name = names.add("fifo");
+    let path = std::ffi::CString::new(shm_path(&name)).unwrap();
+    // SAFETY: `path` is a valid NUL-terminated string.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    let mut child = spawn(
+        "a_fifo_in_place_of_a_region_never_blocks_the_observer",
+        "observer",
+        &name,
+    );
+    let status = common::wait_timeout(&mut child, Duration::from_secs(30));
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn a_creator_whose_file_gc_removed_never_gets_a_nameless_object() {
+    if role().is_some() {
+        let name = common::arg();
+        let code = match Value::<u64>::create(&name, 9) {
+            // Ok must mean: the name refers to the object this process just made.
+            Ok(v) if common::exists(&name) => {
+                v.persist();
+                0
+            }
+            Ok(_) => 3,
+            Err(e) => {
+                eprintln!("child got: {e}");
+                0
+            }
+        };
+        std::process::exit(code);
+    }
+    let mut names = Names::new();
+    let name = names.add("gc-stalled");
+    // A creator stalled between O_EXCL and its owner lock for longer than gc's grace period:
+    // gc rightly takes the empty, unlocked file for the leftover of a dead creator.
+    let mut child = common::child(
+        "a_creator_whose_file_gc_removed_never_gets_a_nameless_object",
+        "creator",
+        &name,
+    )
+    .env(
+        "INTERPROC_FAILPOINTS",
+        "region.create.before_owner_lock=sleep:6000",
+    )
+    .spawn()
+    .unwrap();
+    assert!(common::eventually(Duration::from_secs(30), || {
+        common::exists(&name)
+    }));
+    let opts = interproc::inspect::GcOptions {
+        dry_run: false,
+        force: false,
+        prefix: Some(name.clone()),
+    };
+    let removed = common::eventually(Duration::from_secs(5), || {
+        std::thread::sleep(Duration::from_millis(100));
+        interproc::inspect::gc(&opts)
+            .unwrap()
+            .iter()
+            .any(|a| a.name == name && a.outcome == interproc::inspect::GcOutcome::Removed)
+    });
+    assert!(removed, "gc should remove the stalled creator's empty file");
+    let status = common::wait_timeout(&mut child, Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0), "create returned a nameless object");
+}
+
+#[test]
+fn a_world_writable_object_of_another_user_is_refused() {
+    let mut names = Names::new();
+    let name = names.add("squatted");
+    let v = Value::<u64>::create(&name, 1).unwrap();
+    v.persist();
+    drop(v);
+    let path = shm_path(&name);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    assert!(
+        Value::<u64>::open(&name).is_ok(),
+        "our own world-writable object is fine"
+    );
+    // Hand it to another user (needs root, as CI and this machine run; skipped otherwise).
+    let c = std::ffi::CString::new(path.clone()).unwrap();
+    // SAFETY: a valid NUL-terminated path; chown has no memory-safety preconditions.
+    if unsafe { libc::chown(c.as_ptr(), 65534, 65534) } != 0 {
+        eprintln!("not root: skipping the other-user half");
+        return;
+    }
+    match Value::<u64>::open(&name) {
+        Err(Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied),
+        other => panic!("expected PermissionDenied, got {other:?}"),
+    }
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660)).unwrap();
+    assert!(
+        Value::<u64>::open(&name).is_ok(),
+        "group-shared objects of other users are accepted"
+    );
+}

@@ -7,18 +7,23 @@
 //! # Create
 //! 1. `shm_open(O_CREAT | O_EXCL | O_RDWR, mode)`: exactly one creator per name.
 //! 2. Take the OFD *owner lock* (see [`registry`]): from now on `open` knows the creator is alive
-//!    and waits for it, and `gc` leaves the object alone.
+//!    and waits for it, and `gc` leaves the object alone. Then check that the name still refers
+//!    to this file: a creator stalled before this step may have lost its empty file to `gc` (or
+//!    `remove`), and then fails with [`Error::NotFound`] instead of building a nameless object.
 //! 3. `ftruncate` to the page-rounded length (the kernel zero-fills), map it, write the header,
 //!    let the object initialise its body, claim a participant slot.
 //! 4. Publish `state = READY` with `Release`. Any failure before this unlinks the name again.
 //!
 //! # Open
 //! `fstat` first: a file shorter than the header is never mapped beyond its length. Map the
-//! header, load `state` with `Acquire`; while it is not ready and the owner lock is held by
-//! someone, wait (1 ms steps, [`INIT_WAIT`] at most, then [`Error::Busy`]); if it is not ready
-//! and nobody holds the owner lock, the creator died half-way: [`Error::Corrupted`]. Otherwise
-//! copy the header out once, validate the copy against the caller's type and the file's real
-//! length, and map exactly the validated length.
+//! header, load `state` (`Relaxed` plus an `Acquire` fence: the header mapping is read-only);
+//! while it is not ready and the owner lock is held by someone, wait (1 ms steps,
+//! [`INIT_WAIT`] at most, then [`Error::Busy`]); if it is not ready, already sized and nobody
+//! holds the owner lock, the creator died half-way: [`Error::Corrupted`]. An *empty* file that
+//! nobody locks may be a live creator between `O_EXCL` and its owner lock: wait for it too,
+//! and call it [`Error::Corrupted`] only once [`INIT_WAIT`] has passed. Otherwise copy the
+//! header out once, validate the copy against the caller's type and the file's real length,
+//! and map exactly the validated length.
 //!
 //! # Lifetime
 //! The creating handle owns the name: dropping it unlinks the name (if the name still refers to
@@ -48,7 +53,7 @@ pub use name::Name;
 pub use registry::Token;
 
 use crate::error::{Error, Result};
-use crate::loom::atomic::Ordering;
+use crate::loom::atomic::{fence, Ordering};
 use crate::sys::{liveness, shm};
 use header::{Header, BODY_OFFSET, FLAG_PERSISTED, HEADER_LEN, STATE_READY};
 use registry::{Slot, MAX_PARTICIPANTS, OWNER_LOCK, PARTICIPANT_LOCK_BASE, ROLE_LOCK_BASE};
@@ -120,7 +125,9 @@ impl Region {
     ///
     /// # Errors
     /// [`Error::InvalidName`], [`Error::AlreadyExists`], [`Error::InvalidArgument`] for a spec
-    /// too large to map, [`Error::Io`] for anything the kernel refuses.
+    /// too large to map, [`Error::NotFound`] if the name was removed (by `remove` or `gc`)
+    /// before this creator could take ownership of it, [`Error::Io`] for anything the kernel
+    /// refuses.
     pub fn create(
         name: &str,
         spec: &Spec,
@@ -137,8 +144,16 @@ impl Region {
         let our_id = shm::stat(&file)?.id;
         // From here on a failure must unlink the name we created.
         let built = (|| {
+            crate::failpoint::hit("region.create.before_owner_lock");
             if !liveness::try_lock(&file, OWNER_LOCK)? {
                 return Err(Error::corrupted("fresh object's owner lock is held"));
+            }
+            // Until the owner lock is held, `gc` may take an empty file whose creator is stalled
+            // past its grace period for a dead creator's leftover and unlink it. Now that gc
+            // cannot lock the file any more, make sure the name is still ours: never hand out
+            // a nameless object.
+            if shm::identity_of_name(&shm_name).ok() != Some(our_id) {
+                return Err(Error::NotFound);
             }
             shm::set_len(&file, total as u64)?;
             let map = shm::map(&file, total, true)?;
@@ -185,19 +200,27 @@ impl Region {
             match Self::read_header(&file)? {
                 Some(raw) => break raw,
                 None => {
+                    // Length first, lock second: a creator takes its owner lock right after
+                    // `O_EXCL` and sizes the file only then, so a file already sized when we
+                    // looked and unlocked now has lost its creator for good, while an empty one
+                    // may belong to a live creator that has not taken the lock yet.
+                    let sized = shm::stat(&file)?.len != 0;
                     if !liveness::is_locked_by_other(&file, OWNER_LOCK)? {
-                        return Err(Error::corrupted(
-                            "its creator died before finishing initialisation",
-                        ));
-                    }
-                    if started.elapsed() >= INIT_WAIT {
+                        if sized || started.elapsed() >= INIT_WAIT {
+                            return Err(Error::corrupted(
+                                "its creator died before finishing initialisation",
+                            ));
+                        }
+                    } else if started.elapsed() >= INIT_WAIT {
                         return Err(Error::Busy);
                     }
                     std::thread::sleep(Duration::from_millis(1));
                 }
             }
         };
-        let file_len = shm::stat(&file)?.len;
+        let stat = shm::stat(&file)?;
+        check_owner(&stat)?;
+        let file_len = stat.len;
         let spec = header::validate(&raw, file_len, expect)?;
         let total = raw.total_len as usize;
         let map = shm::map(&file, total, writable)?;
@@ -266,7 +289,8 @@ impl Region {
                 other => return other,
             }
             match Region::create(name, spec, mode, &init) {
-                Err(Error::AlreadyExists) => {}
+                // NotFound: the name vanished while we were creating it (see `create`).
+                Err(Error::AlreadyExists | Error::NotFound) => {}
                 other => return other,
             }
             if started.elapsed() >= OPEN_OR_CREATE_WAIT {
@@ -288,9 +312,13 @@ impl Region {
         // long (checked above), so every byte of `Header` is backed; `Header` is all atomics
         // and valid for every bit pattern (see `Shared`).
         let header = unsafe { &*(map.as_ptr() as *const Header) };
-        if header.state.load(Ordering::Acquire) != STATE_READY {
+        // The mapping is read-only: Rust guarantees atomic loads there only when they are
+        // small and `Relaxed`, so the Acquire comes from a fence after the `Relaxed` load
+        // (it pairs with the creator's `Release` store of `state` all the same).
+        if header.state.load(Ordering::Relaxed) != STATE_READY {
             return Ok(None);
         }
+        fence(Ordering::Acquire);
         Ok(Some(header.snapshot()))
     }
 
@@ -396,6 +424,21 @@ impl Region {
         held && token.matches_generation(slot.generation.load(Ordering::Relaxed))
     }
 
+    /// True while participant slot `slot` is held by a live handle (this one included), whatever
+    /// its generation: for clearing per-slot flags (e.g. "parked" bits) a dead participant left
+    /// set. A slot taken over by a new participant reads as attached. If the kernel refuses to
+    /// answer, assume attached.
+    pub fn slot_attached(&self, slot: u32) -> bool {
+        if slot as usize >= MAX_PARTICIPANTS {
+            return false;
+        }
+        if self.token.is_some_and(|t| t.slot() == slot) {
+            return true;
+        }
+        liveness::is_locked_by_other(&self.file, PARTICIPANT_LOCK_BASE + slot as u64)
+            .unwrap_or(true)
+    }
+
     /// The pids of the participants attached now (for `list`): slot holders whose lock is held.
     pub fn participants(&self) -> Vec<u32> {
         let mut pids = Vec::new();
@@ -477,6 +520,24 @@ impl Drop for Region {
             }
         }
     }
+}
+
+/// Refuses a region that another user could have planted: `/dev/shm` is world-writable, so
+/// anyone can create `interproc.<name>` first. An object owned by another user is accepted only
+/// if it is not writable by everyone (a group-shared object is a deliberate choice of its
+/// creator and of the group's members); root, which owns nothing by accident, is not special.
+fn check_owner(stat: &shm::Stat) -> Result<()> {
+    let me = shm::effective_uid();
+    if stat.uid != me && stat.mode & 0o002 != 0 {
+        return Err(Error::Io(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "object owned by uid {} (not this user, {me}) and writable by everyone: refused",
+                stat.uid
+            ),
+        )));
+    }
+    Ok(())
 }
 
 /// Unlinks the object `name`; processes attached to it keep using it.

@@ -40,11 +40,6 @@ impl Name {
     pub fn shm_name(&self) -> String {
         format!("{PREFIX}{}", self.0)
     }
-
-    /// The user-facing name of a `/dev/shm` entry, if it is one of ours.
-    pub fn from_shm_name(entry: &str) -> Option<Name> {
-        entry.strip_prefix(PREFIX).and_then(|n| Name::new(n).ok())
-    }
 }
 
 impl std::fmt::Debug for Name {
@@ -81,15 +76,5 @@ mod tests {
         ] {
             assert!(matches!(Name::new(bad), Err(Error::InvalidName)), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn maps_back_from_shm_entries() {
-        assert_eq!(
-            Name::from_shm_name("interproc.abc").unwrap().as_str(),
-            "abc"
-        );
-        assert!(Name::from_shm_name("other.abc").is_none());
-        assert!(Name::from_shm_name("interproc..x").is_none());
     }
 }

@@ -56,9 +56,13 @@
 //! # Trust
 //!
 //! The guard hands out `&T` / `&mut T` into the shared mapping: the lock makes that access
-//! exclusive among peers that follow the protocol. A hostile or buggy peer could still write
-//! the data without the lock; since `T: Pod`, any bits it leaves are a valid `T`, so the worst
-//! outcome is a wrong value, never an invalid one.
+//! exclusive among peers that follow the protocol. This is the one place where the crate's
+//! "scribbling peers cannot cause undefined behaviour" promise is narrowed: a peer that writes
+//! the data *without holding the lock* races with the reference, which is undefined behaviour in
+//! Rust's model (the compiler may, for example, re-load a field after checking it). The lock
+//! word itself, the poison word and every other shared word stay robust against scribbling; only
+//! the guarded data relies on peers that respect the lock. `T: Pod` keeps every value a peer
+//! leaves behind a valid `T`. (The RwLock's guards are the same.)
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -68,9 +72,7 @@ use std::time::Duration;
 
 use bytemuck::Pod;
 
-#[cfg(not(loom))]
-use super::wait;
-use super::wait::{Park, Waiter};
+use super::wait::{self, Park, Waiter};
 use crate::error::{Error, Result};
 use crate::loom::atomic::{AtomicU32, Ordering};
 use crate::region::{self, Attach, Expect, Kind, Region, Shared, Spec, Token};
@@ -91,8 +93,8 @@ pub(crate) const MAX_DATA: u32 = 1 << 30;
 
 /// The wait loop of the locks: [`Waiter`]'s spin and sliced parks, with a loom model twist.
 ///
-/// Under loom, an *untimed* wait sleeps on [`model_futex`], which wakes at most `n` waiters
-/// as the kernel does, with no timeout: a protocol that loses a wake-up deadlocks the model
+/// Under loom, an *untimed* wait sleeps on the model futex (`crate::loom::futex`), which wakes
+/// at most `n` waiters as the kernel does, with no timeout: a protocol that loses a wake-up deadlocks the model
 /// (loom reports it) instead of being rescued by the next slice. A *timed* wait returns from
 /// every park at once, as if a slice had ended (the model clock never reaches a deadline),
 /// which lets models explore the liveness re-check that a slice end triggers. Every park
@@ -129,7 +131,7 @@ impl Parker {
             if self.timed {
                 crate::loom::hint::yield_now();
             } else {
-                model_futex::wait(word, expected);
+                crate::loom::futex::wait(word, expected, None);
             }
             Park::Slice
         }
@@ -140,72 +142,7 @@ impl Parker {
 
 /// Wakes up to `n` threads parked on `word` by a [`Parker`].
 pub(crate) fn wake(word: &AtomicU32, n: u32) {
-    #[cfg(loom)]
-    model_futex::wake(word, n);
-    #[cfg(not(loom))]
     wait::wake(word, n);
-}
-
-/// A futex model for the lock models that, unlike the crate-wide one in `crate::loom`, wakes
-/// *at most `n`* waiters (the oldest first), as the kernel does: a protocol that wakes one
-/// waiter where it should wake another then leaves a waiter asleep, and loom reports the
-/// deadlock.
-#[cfg(loom)]
-mod model_futex {
-    use crate::loom::atomic::{AtomicU32, Ordering};
-
-    #[derive(Default)]
-    struct Queue {
-        next_id: u64,
-        /// (address of the word, waiter id), oldest first.
-        sleeping: Vec<(usize, u64)>,
-        /// Waiters that were woken and have not noticed yet.
-        woken: Vec<u64>,
-    }
-
-    loom::lazy_static! {
-        static ref FUTEX: (loom::sync::Mutex<Queue>, loom::sync::Condvar) =
-            (loom::sync::Mutex::new(Queue::default()), loom::sync::Condvar::new());
-    }
-
-    /// Sleeps while `*word == expected`, until a `wake` picks this waiter.
-    pub(super) fn wait(word: &AtomicU32, expected: u32) {
-        let mut q = FUTEX.0.lock().unwrap();
-        if word.load(Ordering::SeqCst) != expected {
-            return;
-        }
-        let id = q.next_id;
-        q.next_id += 1;
-        q.sleeping.push((word as *const AtomicU32 as usize, id));
-        loop {
-            q = FUTEX.1.wait(q).unwrap();
-            if let Some(i) = q.woken.iter().position(|&w| w == id) {
-                q.woken.swap_remove(i);
-                return;
-            }
-        }
-    }
-
-    /// Wakes the `n` oldest waiters on `word`.
-    pub(super) fn wake(word: &AtomicU32, n: u32) {
-        let addr = word as *const AtomicU32 as usize;
-        let mut q = FUTEX.0.lock().unwrap();
-        let mut left = n;
-        let mut picked = Vec::new();
-        q.sleeping.retain(|&(a, id)| {
-            if a == addr && left > 0 {
-                left -= 1;
-                picked.push(id);
-                false
-            } else {
-                true
-            }
-        });
-        if !picked.is_empty() {
-            q.woken.extend(picked);
-            FUTEX.1.notify_all();
-        }
-    }
 }
 
 /// True if the raw owner token `raw` cannot name a live participant: not a valid token, or the

@@ -94,7 +94,10 @@ use bytemuck::Pod;
 use super::mutex::{check_data_type, data_layout, owner_dead, region_liveness, wake, Parker};
 use super::wait::Park;
 use crate::error::{Error, Result};
-use crate::loom::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
+use crate::loom::atomic::{
+    AtomicU32, AtomicU64,
+    Ordering::{Relaxed, SeqCst},
+};
 use crate::region::registry::MAX_PARTICIPANTS;
 use crate::region::{self, Attach, Expect, Kind, Region, Shared, Spec, Token};
 
@@ -510,15 +513,16 @@ pub(crate) fn layout(spec: &Spec) -> Option<u64> {
     data_layout(spec, DATA_OFFSET)
 }
 
-/// What `interproc inspect` shows of an rwlock (relaxed-equivalent loads only).
+/// What `interproc inspect` shows of an rwlock. `Relaxed` loads only: the region may be a
+/// read-only observer mapping, where Rust guarantees only small `Relaxed` atomic loads.
 #[allow(dead_code)] // called by the CLI
 pub(crate) fn inspect(region: &Region) -> Vec<(&'static str, String)> {
     let head = region.body::<RwHead>(0);
-    let s = head.words.state.load(SeqCst);
-    let n = (head.words.high_water.load(SeqCst) as usize).min(MAX_PARTICIPANTS);
+    let s = head.words.state.load(Relaxed);
+    let n = (head.words.high_water.load(Relaxed) as usize).min(MAX_PARTICIPANTS);
     let readers: u64 = head.entries[..n]
         .iter()
-        .map(|e| entry_count(e.value.load(SeqCst)) as u64)
+        .map(|e| entry_count(e.value.load(Relaxed)) as u64)
         .sum();
     let state = if garbage(s) {
         format!("corrupt state word {s:#010x}")
@@ -537,7 +541,7 @@ pub(crate) fn inspect(region: &Region) -> Vec<(&'static str, String)> {
         ("readers", readers.to_string()),
         (
             "poisoned",
-            (head.words.poison.load(SeqCst) != 0).to_string(),
+            (head.words.poison.load(Relaxed) != 0).to_string(),
         ),
         ("data bytes", region.spec().elem_size.to_string()),
     ]

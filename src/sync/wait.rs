@@ -63,7 +63,8 @@ impl Waiter {
         }
     }
 
-    /// A waiter that never spins (for callers that already know the wait will be long).
+    /// A waiter that never spins (the loom models: spinning only multiplies interleavings).
+    #[cfg(loom)]
     pub fn without_spin(timeout: Option<Duration>) -> Waiter {
         Waiter {
             step: SPIN_STEPS + YIELD_STEPS,

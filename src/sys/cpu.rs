@@ -17,12 +17,6 @@ pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
     Ok(())
 }
 
-/// The number of online CPUs.
-pub fn online_cpus() -> usize {
-    // SAFETY: sysconf has no memory-safety preconditions.
-    (unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }).max(1) as usize
-}
-
 /// A cheap, monotonic-enough tick counter for rate limits (not for measuring time): the TSC on
 /// x86_64 (about 15 ns here, against about 45 ns for `clock_gettime` in this VM), elsewhere
 /// `CLOCK_MONOTONIC` nanoseconds. Ticks are roughly nanoseconds to a factor of a few; a value

@@ -87,23 +87,6 @@ pub fn current_start_time() -> u64 {
     *START.get_or_init(|| process_start_time(current_pid()).unwrap_or(0))
 }
 
-/// True if the process `pid` that started at `start_time` is still running (a reused pid has
-/// another start time; a zombie counts as dead).
-pub fn process_alive(pid: u32, start_time: u64) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    let Some(close) = stat.rfind(')') else {
-        return false;
-    };
-    let mut fields = stat[close + 1..].split_whitespace();
-    let state = fields.next();
-    if matches!(state, Some("Z") | Some("X") | Some("x")) {
-        return false;
-    }
-    fields.nth(18).and_then(|s| s.parse::<u64>().ok()) == Some(start_time)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,8 +95,8 @@ mod tests {
     fn own_start_time_is_known_and_stable() {
         let t = current_start_time();
         assert!(t > 0);
-        assert!(process_alive(current_pid(), t));
-        assert!(!process_alive(current_pid(), t + 1));
+        assert_eq!(process_start_time(current_pid()), Some(t));
+        assert_eq!(process_start_time(u32::MAX), None);
     }
 
     #[test]

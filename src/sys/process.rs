@@ -111,6 +111,15 @@ pub fn same_object(a: usize, b: usize) -> bool {
     }
 }
 
+/// True unless `dladdr` places `addr` in another loaded object than the main executable (the
+/// file `/proc/self/exe` names, whose program headers the kernel passed as `AT_PHDR`). When it
+/// cannot tell (a static executable), says true.
+pub fn in_main_executable(addr: usize) -> bool {
+    // SAFETY: getauxval only reads the auxiliary vector; 0 means "no such entry".
+    let phdr = unsafe { libc::getauxval(libc::AT_PHDR) } as usize;
+    phdr == 0 || same_object(addr, phdr)
+}
+
 /// A pidfd for child `pid` (Linux 5.3+); `Err` with `ENOSYS` on older kernels. The caller must
 /// not have reaped `pid` yet, so the number cannot have been reused.
 pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
@@ -166,6 +175,25 @@ pub fn reap_blocking(pid: u32) -> io::Result<()> {
         let e = io::Error::last_os_error();
         if e.raw_os_error() != Some(libc::EINTR) {
             return Err(e);
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[inline(never)]
+    fn here() {}
+
+    #[test]
+    fn code_of_this_binary_is_in_the_main_executable_and_libc_is_not() {
+        let ours = here as fn() as usize;
+        assert!(in_main_executable(ours));
+        let libc_fn = libc::strlen as *const () as usize;
+        // Only meaningful where libc is a shared object that dladdr can name (glibc builds).
+        if !same_object(ours, libc_fn) {
+            assert!(!in_main_executable(libc_fn));
         }
     }
 }

@@ -37,18 +37,28 @@ pub fn create_exclusive(shm_name: &str, mode: u32) -> io::Result<File> {
     Ok(file)
 }
 
-/// Opens an existing object, read-write or read-only.
+/// Opens an existing object, read-write or read-only. Anything but a regular file under the
+/// name (any user can put a FIFO or a socket into `/dev/shm`) is refused with
+/// `ErrorKind::InvalidData`; `O_NONBLOCK` keeps the open itself from waiting for a FIFO's
+/// writer (it changes nothing for a regular file, and stays on the descriptor harmlessly).
 pub fn open(shm_name: &str, writable: bool) -> io::Result<File> {
     let name = c_name(shm_name)?;
     let flags = if writable {
         libc::O_RDWR
     } else {
         libc::O_RDONLY
-    };
+    } | libc::O_NONBLOCK;
     // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
     let fd = super::cvt(unsafe { libc::shm_open(name.as_ptr(), flags, 0) })?;
     // SAFETY: `fd` was just returned by shm_open and is owned by nobody else.
-    Ok(unsafe { File::from_raw_fd(fd) })
+    let file = unsafe { File::from_raw_fd(fd) };
+    if !file.metadata()?.file_type().is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a shared-memory object (a FIFO, socket or device under its name)",
+        ));
+    }
+    Ok(file)
 }
 
 /// Removes the name. Processes that have the object mapped keep using it.
@@ -68,6 +78,8 @@ pub struct Stat {
     pub id: (u64, u64),
     /// Permission bits.
     pub mode: u32,
+    /// The owning user.
+    pub uid: u32,
     /// Last status change, seconds since the epoch.
     pub ctime: i64,
 }
@@ -79,6 +91,7 @@ pub fn stat(file: &File) -> io::Result<Stat> {
         len: m.len(),
         id: (m.dev(), m.ino()),
         mode: m.mode() & 0o7777,
+        uid: m.uid(),
         ctime: m.ctime(),
     })
 }
@@ -113,4 +126,10 @@ pub fn list_names() -> io::Result<Vec<String>> {
         .collect();
     names.sort();
     Ok(names)
+}
+
+/// The effective user id of this process.
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
 }

@@ -6,7 +6,7 @@
 //! line and the child's result; spinning scenarios pin the sides to distinct CPUs.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// A page of memory shared by parent and forked child (anonymous, `MAP_SHARED`).
 pub struct SharedPage {
@@ -55,10 +55,6 @@ impl SharedPage {
         assert!(offset <= self.len);
         // SAFETY: offset within the mapping (checked).
         unsafe { self.ptr.add(offset) }
-    }
-
-    pub fn len(&self) -> usize {
-        self.len
     }
 }
 
@@ -122,6 +118,47 @@ pub fn two_processes<R>(
     (r, ctl.word(RESULT).load(Ordering::Acquire))
 }
 
+/// Runs `work(i)` for `i in 0..n` in `n` forked processes (unpinned: blocking scenarios), all
+/// started at once; returns the nanoseconds from the start until the last one finished.
+pub fn n_processes(n: usize, work: impl Fn(usize)) -> u64 {
+    let ctl = SharedPage::new(4096);
+    let mut pids = Vec::new();
+    for i in 0..n {
+        // SAFETY: the benchmark process is single-threaded here; the child only runs `work` and
+        // then `_exit`s without unwinding into the parent's state.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                ctl.word(READY).fetch_add(1, Ordering::AcqRel);
+                while ctl.word(GO).load(Ordering::Acquire) == 0 {
+                    std::thread::yield_now();
+                }
+                work(i);
+            }))
+            .is_ok();
+            // SAFETY: leaves the forked child at once, without running the parent's destructors.
+            unsafe { libc::_exit(if ok { 0 } else { 101 }) };
+        }
+        pids.push(pid);
+    }
+    while ctl.word(READY).load(Ordering::Acquire) < n as u64 {
+        std::thread::yield_now();
+    }
+    let start = now_ns();
+    ctl.word(GO).store(1, Ordering::Release);
+    for pid in pids {
+        let mut status = 0;
+        // SAFETY: waits for a child made above; `status` is a valid out-pointer.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "benchmark child failed (status {status:#x})"
+        );
+    }
+    now_ns() - start
+}
+
 /// Unpins the calling process (blocking scenarios must not spin, and need no pinning).
 pub fn unpin() {
     let n = interproc_cpus();
@@ -180,12 +217,4 @@ pub fn median(mut xs: Vec<f64>) -> f64 {
 /// Messages per second from a count and an elapsed time in nanoseconds.
 pub fn rate(count: u64, ns: u64) -> f64 {
     count as f64 * 1e9 / ns.max(1) as f64
-}
-
-/// Busy-waits `d` without sleeping (for paced senders).
-pub fn spin_for(d: Duration) {
-    let end = Instant::now() + d;
-    while Instant::now() < end {
-        std::hint::spin_loop();
-    }
 }

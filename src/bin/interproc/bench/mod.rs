@@ -27,6 +27,9 @@ pub struct Args {
     pub json: bool,
 }
 
+/// The baseline name of rows that show the floor itself (no comparison).
+pub const FLOOR: &str = "(floor itself)";
+
 /// Whether bigger numbers are better for a unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Better {
@@ -56,6 +59,9 @@ impl Row {
     }
 
     pub fn verdict(&self) -> String {
+        if self.baseline == FLOOR {
+            return "reference: the machine now".to_string();
+        }
         let r = self.ratio();
         match self.target {
             Some(t) if r >= t => format!("ok (target >= {t:.2})"),

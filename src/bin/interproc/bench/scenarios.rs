@@ -2,7 +2,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::harness::{median, now_ns, rate, two_processes};
+use super::harness::{median, n_processes, now_ns, rate, two_processes};
 use super::{baseline, Better, Effort, Row};
 
 /// A named scenario producing one or more rows.
@@ -16,6 +16,9 @@ pub fn all() -> Vec<Scenario> {
     vec![
         s("spsc.throughput", spsc_throughput),
         s("spsc.rtt", spsc_round_trip),
+        s("queue", queue),
+        s("pipe.throughput", pipe_throughput),
+        s("pipe.rtt", pipe_round_trip),
         s("mutex", mutex),
         s("value.fetch_add", value_fetch_add),
         s("python", python),
@@ -149,7 +152,7 @@ fn floor(e: Effort) -> Vec<Row> {
         scenario: scenario.into(),
         unit,
         interproc: v,
-        baseline: "(floor itself)".into(),
+        baseline: super::FLOOR.into(),
         baseline_value: v,
         better,
         target: None,
@@ -187,7 +190,7 @@ where
             let tx = Sender::<[u8; SIZE]>::open(&name).expect("open spsc sender");
             let mut msg = [0u8; SIZE];
             if batched {
-                let mut batch = vec![[0u8; SIZE]; 64];
+                let mut batch = [[0u8; SIZE]; 64];
                 let mut sent = 0u64;
                 while sent < count {
                     let n = (count - sent).min(64) as usize;
@@ -520,6 +523,278 @@ fn iceoryx2(e: Effort) -> Vec<Row> {
             baseline_value: base,
             better: Better::Higher,
             target: Some(10.0),
+        });
+    }
+    rows
+}
+
+/// Bytes per direction of the benchmark pipes: room for 64 KiB messages.
+const PIPE_CAPACITY: usize = 256 * 1024;
+
+/// Streams `count` messages of `size` bytes from a child to this process over a `Pipe`. Like the
+/// pipe(2) baseline, every byte is copied in (`send` from a buffer) and out (`recv_with` copying
+/// into a buffer, which saves only the `Vec` allocation of `recv`).
+fn pipe_stream(count: u64, size: usize) -> f64 {
+    let name = unique(&format!("pipe{size}"));
+    let parent = interproc::Pipe::create(&name, PIPE_CAPACITY).expect("create pipe");
+    let (elapsed, _) = two_processes(
+        true,
+        || {
+            let child = interproc::Pipe::open(&name).expect("open pipe");
+            let mut msg = vec![1u8; size];
+            for i in 0..count {
+                if let Some(b) = msg.first_mut() {
+                    *b = i as u8;
+                }
+                child.send(&msg).expect("send");
+            }
+            0
+        },
+        || {
+            let start = now_ns();
+            let mut sum = 0u64;
+            let mut out = vec![0u8; size];
+            for _ in 0..count {
+                sum += parent
+                    .recv_with(|m| {
+                        out[..m.len()].copy_from_slice(m);
+                        out.first().copied().unwrap_or(0) as u64
+                    })
+                    .expect("recv");
+            }
+            std::hint::black_box(sum);
+            now_ns() - start
+        },
+    );
+    rate(count, elapsed)
+}
+
+fn pipe_throughput(e: Effort) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for (size, count, target) in [
+        (16usize, 500_000 * e.scale, Some(10.0)),
+        (1024, 200_000 * e.scale, None),
+        (64 * 1024, 5_000 * e.scale, None),
+    ] {
+        let (o, b) = interleave(
+            e.reps,
+            || baseline::pipe_stream(count, size),
+            || pipe_stream(count, size),
+        );
+        rows.push(Row {
+            scenario: format!("pipe {} stream", fmt_size(size)),
+            unit: "msg/s",
+            interproc: o,
+            baseline: "pipe(2), same sizes".into(),
+            baseline_value: b,
+            better: Better::Higher,
+            target,
+        });
+    }
+    rows
+}
+
+fn fmt_size(size: usize) -> String {
+    if size >= 1024 {
+        format!("{} KiB", size / 1024)
+    } else {
+        format!("{size} B")
+    }
+}
+
+/// Round trips of `size`-byte messages over one duplex `Pipe` (blocking `recv`: a short spin,
+/// then a futex park). Returns per-round-trip nanoseconds.
+fn pipe_ping_pong(round_trips: u64, size: usize) -> super::harness::Percentiles {
+    let name = unique("pipe-rtt");
+    let parent = interproc::Pipe::create(&name, PIPE_CAPACITY).expect("create pipe");
+    let msg = vec![7u8; size];
+    let (samples, _) = two_processes(
+        false,
+        || {
+            let child = interproc::Pipe::open(&name).expect("open pipe");
+            for _ in 0..round_trips {
+                let m = child.recv().expect("recv");
+                child.send(&m).expect("send");
+            }
+            0
+        },
+        || {
+            let mut samples = Vec::with_capacity(round_trips as usize);
+            for _ in 0..round_trips {
+                let t = now_ns();
+                parent.send(&msg).expect("send");
+                let _ = parent.recv().expect("recv");
+                samples.push(now_ns() - t);
+            }
+            samples
+        },
+    );
+    super::harness::Percentiles::new(samples)
+}
+
+fn pipe_round_trip(e: Effort) -> Vec<Row> {
+    let n = 5_000 * e.scale;
+    let (mut o, mut b) = (vec![], vec![]);
+    for _ in 0..e.reps {
+        b.push(baseline::fd_round_trip(n as u32, 16, false).at(0.5));
+        o.push(pipe_ping_pong(n, 16).at(0.5));
+    }
+    let ours = median(o);
+    let mut rows = vec![Row {
+        scenario: "pipe RT 16 B p50".into(),
+        unit: "ns",
+        interproc: ours,
+        baseline: "pipe(2) ping-pong p50".into(),
+        baseline_value: median(b),
+        better: Better::Lower,
+        target: Some(20.0),
+    }];
+    let (mut o, mut b) = (vec![], vec![]);
+    for _ in 0..e.reps {
+        b.push(baseline::fd_round_trip(n as u32, 16, true).at(0.5));
+        o.push(pipe_ping_pong(n, 16).at(0.5));
+    }
+    rows.push(Row {
+        scenario: "pipe RT 16 B p50 vs socketpair".into(),
+        unit: "ns",
+        interproc: median(o),
+        baseline: "unix socketpair ping-pong p50".into(),
+        baseline_value: median(b),
+        better: Better::Lower,
+        target: None,
+    });
+    if let Some(py) = baseline::python(2_000 * e.scale) {
+        rows.push(Row {
+            scenario: "pipe RT p50 vs Python".into(),
+            unit: "ns",
+            interproc: ours,
+            baseline: "python mp.Pipe RT p50".into(),
+            baseline_value: py.pipe_rt_ns,
+            better: Better::Lower,
+            target: Some(50.0),
+        });
+    }
+    rows
+}
+
+/// `producers` processes each send `per_producer` u64s through one `Queue` (capacity 4096) to
+/// `consumers` processes, one message at a time or in batches of up to 64; the queue is closed
+/// once every producer is done and the consumers drain it. Returns messages/s over the whole run.
+fn queue_stream(
+    producers: usize,
+    consumers: usize,
+    per_producer: u64,
+    batched: bool,
+    pin: bool,
+) -> f64 {
+    let name = unique(&format!("queue{producers}x{consumers}"));
+    let q = interproc::Queue::<u64>::create(&name, 4096).expect("create queue");
+    let done = interproc::Value::<u64>::create(&unique("queue-done"), 0).expect("create counter");
+    let total = per_producer * producers as u64;
+    let work = |i: usize| {
+        if pin {
+            let _ = interproc::pin_to_cpu(i);
+        }
+        let q = interproc::Queue::<u64>::open(&name).expect("open queue");
+        if i < producers {
+            if batched {
+                let batch: Vec<u64> = (0..64).collect();
+                let mut sent = 0;
+                while sent < per_producer {
+                    let n = (per_producer - sent).min(64) as usize;
+                    q.send_batch(&batch[..n]).expect("send batch");
+                    sent += n as u64;
+                }
+            } else {
+                for v in 0..per_producer {
+                    q.send(v).expect("send");
+                }
+            }
+            if done.fetch_add(1) + 1 == producers as u64 {
+                q.close();
+            }
+        } else {
+            let mut got = 0u64;
+            let mut buf = Vec::with_capacity(64);
+            loop {
+                if batched {
+                    buf.clear();
+                    match q.recv_batch(&mut buf, 64) {
+                        Ok(n) => got += n as u64,
+                        Err(_) => break,
+                    }
+                } else if q.recv().is_err() {
+                    break;
+                } else {
+                    got += 1;
+                }
+            }
+            std::hint::black_box(got);
+        }
+    };
+    let ns = n_processes(producers + consumers, work);
+    assert_eq!(q.len(), 0);
+    rate(total, ns)
+}
+
+fn queue(e: Effort) -> Vec<Row> {
+    let n = 1_000_000 * e.scale;
+    let (o, b) = interleave(
+        e.reps,
+        || spsc_stream::<8>(n, false),
+        || queue_stream(1, 1, n, false, true),
+    );
+    let mut rows = vec![Row {
+        scenario: "queue 1->1 u64, one by one".into(),
+        unit: "msg/s",
+        interproc: o,
+        baseline: "interproc spsc, same run".into(),
+        baseline_value: b,
+        better: Better::Higher,
+        target: Some(0.5),
+    }];
+    let (o, b) = interleave(
+        e.reps,
+        || spsc_stream::<8>(n, false),
+        || queue_stream(2, 2, n / 2, false, false),
+    );
+    rows.push(Row {
+        scenario: "queue 2->2 u64, one by one (4 processes, 2 cores)".into(),
+        unit: "msg/s",
+        interproc: o,
+        baseline: "interproc spsc, same run".into(),
+        baseline_value: b,
+        better: Better::Higher,
+        target: None,
+    });
+    if let Some(py) = baseline::python(20_000 * e.scale) {
+        let ours = median(
+            (0..e.reps)
+                .map(|_| queue_stream(1, 1, n, false, false))
+                .collect(),
+        );
+        rows.push(Row {
+            scenario: "queue 1->1, one at a time vs Python".into(),
+            unit: "msg/s",
+            interproc: ours,
+            baseline: "python mp.Queue put/get".into(),
+            baseline_value: py.queue,
+            better: Better::Higher,
+            target: Some(500.0),
+        });
+        let ours = median(
+            (0..e.reps)
+                .map(|_| queue_stream(1, 1, 4 * n, true, false))
+                .collect(),
+        );
+        rows.push(Row {
+            scenario: "queue 1->1, batches of 64 vs Python".into(),
+            unit: "msg/s",
+            interproc: ours,
+            baseline: "python mp.Queue put/get".into(),
+            baseline_value: py.queue,
+            better: Better::Higher,
+            target: Some(2000.0),
         });
     }
     rows
