@@ -316,7 +316,7 @@ fn spsc_producer_killed_anywhere() {
     let acked = Value::<u64>::create(&ack, 0).unwrap();
     let ready = Value::<u64>::create(&rdy, 0).unwrap();
     let mut tally = Tally::default();
-    for epoch in 1..=rounds(40) as u64 {
+    for epoch in 1..=rounds(80) as u64 {
         let mode = rng.below(3);
         let plan = if epoch == 1 {
             // The first producer attaches for sure: before any sender ever attached, an empty
@@ -496,7 +496,7 @@ fn spsc_consumer_killed_anywhere() {
     let mut next_send = 1u64;
     // The previous victim died before releasing what it read: the next one must get it again.
     let mut exact = false;
-    for round in 1..=rounds(40) as u64 {
+    for round in 1..=rounds(80) as u64 {
         let mode = rng.below(3);
         let plan = if round == 1 {
             // Before any receiver ever attached, a full sender waits instead of failing.
@@ -671,7 +671,7 @@ fn pipe_end_killed_anywhere() {
     let mut tally = Tally::default();
     let mut next_a = 1u64;
     let mut exact = false;
-    for epoch in 1..=rounds(40) as u64 {
+    for epoch in 1..=rounds(80) as u64 {
         let mut midkill = 0;
         let plan = if epoch == 1 {
             // Before B ever attached, A's sends would wait instead of failing.
@@ -915,7 +915,7 @@ fn mutex_holder_killed_anywhere() {
     let mut workers = [spawn_worker(&mut rng, 0, ""), spawn_worker(&mut rng, 1, "")];
     let mut tally = Tally::default();
     let mut poisoned_seen = 0;
-    for _ in 0..rounds(40) {
+    for _ in 0..rounds(60) {
         // Both workers inside their loops (a slow start is not a slow recovery).
         assert!(
             within(Duration::from_secs(60), || ready
@@ -1140,7 +1140,7 @@ fn semaphore_holder_killed_anywhere() {
     let mut workers = [spawn_worker(&mut rng, 0, ""), spawn_worker(&mut rng, 1, "")];
     let mut tally = Tally::default();
     let mut leaks = 0;
-    for _ in 0..rounds(30) {
+    for _ in 0..rounds(40) {
         assert!(
             within(Duration::from_secs(60), || states
                 .iter()
@@ -1290,7 +1290,7 @@ fn rwlock_holder_killed_anywhere() {
     let mut tally = Tally::default();
     let me = common::process_id();
     let (mut reader_deaths, mut writer_poisons) = (0, 0);
-    for _ in 0..rounds(30) {
+    for _ in 0..rounds(40) {
         std::thread::sleep(Duration::from_micros(rng.range(1_000, 25_000)));
         let v = rng.below(2) as usize;
         let status = kill_and_reap(&mut workers[v]);
@@ -1341,5 +1341,393 @@ fn rwlock_holder_killed_anywhere() {
     eprintln!(
         "{TEST}: {reader_deaths} deaths while reading, {writer_poisons} poisoned by a dead writer"
     );
+    tally.print(TEST);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queue (MPMC): producers die, consumers die.
+
+/// Two producers feed a `Queue`, the parent is its only consumer; one producer is killed per
+/// round at a random point, after claiming positions but before writing them, or after writing
+/// but before publishing. The queue is never wedged: messages the survivor sends after the
+/// death arrive within a bound (the dead claimer's positions are skipped once the kernel says
+/// it is dead). Every message whose `send` returned arrives exactly once, whole, in its
+/// producer's order; nothing of the dead producer arrives beyond what it had in flight.
+#[test]
+fn queue_producer_killed_anywhere() {
+    const TEST: &str = "queue_producer_killed_anywhere";
+    if role().is_some() {
+        run_role(|| -> Result<(), String> {
+            let a = args();
+            let q = interproc::Queue::<Msg>::open(&a[0]).map_err(|e| format!("open: {e}"))?;
+            let acked = Value::<u64>::open(&a[1]).map_err(|e| e.to_string())?;
+            let (epoch, mode, mut rng) = (num(&a[2]), num(&a[3]), Rng::new(num(&a[4])));
+            let mut seq = 1;
+            loop {
+                common::exit_if_orphaned();
+                let k = rng.range(1, 8);
+                let sent = match mode {
+                    0 => {
+                        q.send_timeout(Msg::new(epoch, seq), VICTIM_WAIT)
+                            .map_err(|e| format!("send: {e}"))?;
+                        1
+                    }
+                    1 => {
+                        let batch: Vec<Msg> = (seq..seq + k).map(|s| Msg::new(epoch, s)).collect();
+                        q.send_batch_timeout(&batch, VICTIM_WAIT)
+                            .map_err(|e| format!("send_batch: {e}"))?;
+                        k
+                    }
+                    _ => {
+                        q.send_timeout_with(VICTIM_WAIT, |slot| *slot = Msg::new(epoch, seq))
+                            .map_err(|e| format!("send_with: {e}"))?;
+                        1
+                    }
+                };
+                seq += sent;
+                acked.store(pack(epoch, seq - 1));
+            }
+        });
+    }
+    let seed = seed(TEST);
+    let mut rng = Rng::new(seed);
+    let mut names = Names::new();
+    let name = names.add("cr-q-p");
+    let acked_names = [names.add("cr-q-p-a0"), names.add("cr-q-p-a1")];
+    let q = interproc::Queue::<Msg>::create(&name, 16).unwrap();
+    let acked = acked_names
+        .each_ref()
+        .map(|n| Value::<u64>::create(n, 0).unwrap());
+    let mut next_epoch = 1u64;
+    // Per worker: the process, its epoch, its failpoint spec and send mode.
+    let mut spawn = |rng: &mut Rng, i: usize, other_armed: bool| {
+        let epoch = next_epoch;
+        next_epoch += 1;
+        let armed = !other_armed && rng.chance(35);
+        let spec = if armed && rng.chance(50) {
+            format!("queue.send.after_claim=kill@{}", rng.range(1, 200))
+        } else if armed {
+            format!("queue.send.before_publish=kill@{}", rng.range(1, 200))
+        } else {
+            String::new()
+        };
+        // `after_claim` sits in the copying paths (single and batch sends).
+        let mode = if spec.contains("after_claim") {
+            rng.below(2)
+        } else {
+            rng.below(3)
+        };
+        let arg = format!(
+            "{name},{},{epoch},{mode},{}",
+            acked_names[i],
+            rng.next_u64()
+        );
+        let mut c = child(TEST, "produce", &arg);
+        c.env("INTERPROC_FAILPOINTS", &spec);
+        (c.spawn().expect("spawn producer"), epoch, spec, mode)
+    };
+    let w0 = spawn(&mut rng, 0, false);
+    let w1 = spawn(&mut rng, 1, !w0.2.is_empty());
+    let mut workers = [w0, w1];
+    // Next seq expected per epoch.
+    let mut next: std::collections::HashMap<u64, u64> = Default::default();
+    let take = |m: Msg, next: &mut std::collections::HashMap<u64, u64>| {
+        assert!(m.whole(), "torn message {m:?}");
+        let n = next.entry(m.epoch).or_insert(1);
+        assert_eq!(
+            m.seq, *n,
+            "gap, duplicate or reordering in epoch {}",
+            m.epoch
+        );
+        *n += 1;
+    };
+    let mut tally = Tally::default();
+    for _ in 0..rounds(60) {
+        // Consume while waiting for the round's victim.
+        let armed = workers.iter().position(|w| !w.2.is_empty());
+        let (window, pick) = match armed {
+            Some(i) => (Duration::from_secs(3), i),
+            None => (
+                Duration::from_micros(rng.range(2_000, 25_000)),
+                rng.below(2) as usize,
+            ),
+        };
+        let until = Instant::now() + window;
+        let (v, by_us) = loop {
+            if let Ok(m) = q.recv_timeout(Duration::from_millis(1)) {
+                take(m, &mut next);
+            }
+            if let Some(i) = (0..2).find(|&i| workers[i].0.try_wait().unwrap().is_some()) {
+                break (i, false);
+            }
+            if Instant::now() >= until {
+                break (pick, true);
+            }
+        };
+        let status = kill_and_reap(&mut workers[v].0);
+        let death = Death {
+            status,
+            by_us,
+            at: Instant::now(),
+        };
+        assert_sigkilled(&death.status, "the producer");
+        tally.death(&death);
+        let (dead_epoch, survivor) = (workers[v].1, 1 - v);
+        let s_epoch = workers[survivor].1;
+        let s_acked = match unpack(acked[survivor].load()) {
+            (e, s) if e == s_epoch => s,
+            _ => 0,
+        };
+        // Not wedged: a message the survivor claimed after the death arrives (it lies beyond
+        // the dead claimer's positions, which only a consumer's recovery can step over).
+        loop {
+            match q.recv_timeout(PROMPT) {
+                Ok(m) => {
+                    take(m, &mut next);
+                    if next.get(&s_epoch).copied().unwrap_or(1) > s_acked + 9 {
+                        break;
+                    }
+                }
+                Err(e) => panic!("queue wedged after a producer died: {e:?}"),
+            }
+        }
+        tally.recovered(death.at.elapsed());
+        // Everything the dead producer acknowledged arrived, at most its batch in flight more.
+        let got = next.get(&dead_epoch).copied().unwrap_or(1) - 1;
+        tally.verified += got;
+        let a_seq = match unpack(acked[v].load()) {
+            (e, s) if e == dead_epoch => s,
+            _ => 0,
+        };
+        assert!(
+            got >= a_seq && got <= a_seq + 8,
+            "epoch {dead_epoch}: acknowledged up to {a_seq}, received up to {got}"
+        );
+        if !by_us && workers[v].3 != 1 {
+            // Died at the N-th single send, before publishing it: exactly N - 1 arrived.
+            let n: u64 = workers[v].2.rsplit('@').next().unwrap().parse().unwrap();
+            assert_eq!(got, n - 1, "killed at {}", workers[v].2);
+        }
+        let other_armed = !workers[survivor].2.is_empty();
+        workers[v] = spawn(&mut rng, v, other_armed);
+    }
+    for w in &mut workers {
+        let st = kill_and_reap(&mut w.0);
+        assert!(
+            common::killed_by_sigkill(&st),
+            "a producer failed on its own: {st}"
+        );
+    }
+    tally.print(TEST);
+}
+
+/// The parent feeds a `Queue`; two consumer processes drain it and report every message they
+/// got on a report ring (spsc) of their own. One consumer is killed per round at a random
+/// point, or after reading a message but before releasing its slot. Producers are never
+/// wedged by the unreleased slot (the parent keeps sending more than a lap after the death);
+/// no message is received twice; every message is received except at most the ones a dying
+/// consumer had taken (delivery is at most once across a consumer's death).
+#[test]
+fn queue_consumer_killed_anywhere() {
+    const TEST: &str = "queue_consumer_killed_anywhere";
+    if let Some(r) = role() {
+        run_role(|| -> Result<(), String> {
+            let a = args();
+            let q = interproc::Queue::<Msg>::open(&a[0]).map_err(|e| format!("open: {e}"))?;
+            let report = Sender::<u64>::open(&a[1]).map_err(|e| format!("report: {e}"))?;
+            let window = Value::<u64>::open(&a[2]).map_err(|e| e.to_string())?;
+            let (mode, mut rng) = (num(&a[3]), Rng::new(num(&a[4])));
+            let drain = r == "drain";
+            let mut last = 0u64;
+            let mut buf = Vec::new();
+            loop {
+                common::exit_if_orphaned();
+                let k = rng.range(1, 8) as usize;
+                window.store(k as u64);
+                buf.clear();
+                let res = match mode {
+                    0 => q.recv_timeout(VICTIM_WAIT).map(|m| buf.push(m)),
+                    1 => q.recv_batch_timeout(&mut buf, k, VICTIM_WAIT).map(drop),
+                    _ => q.recv_timeout_with(VICTIM_WAIT, |m| buf.push(*m)),
+                };
+                match res {
+                    Ok(()) => {}
+                    Err(RecvTimeoutError::Disconnected) if drain => return Ok(()),
+                    Err(e) => return Err(format!("recv: {e:?}")),
+                }
+                for m in &buf {
+                    if !m.whole() {
+                        return Err(format!("torn message {m:?}"));
+                    }
+                    // One producer: a consumer's positions, hence seqs, only grow.
+                    if m.seq <= last {
+                        return Err(format!("{} after {last}", m.seq));
+                    }
+                    last = m.seq;
+                    report
+                        .send_timeout(m.seq, VICTIM_WAIT)
+                        .map_err(|e| format!("report: {e}"))?;
+                }
+            }
+        });
+    }
+    let seed = seed(TEST);
+    let mut rng = Rng::new(seed);
+    let mut names = Names::new();
+    let name = names.add("cr-q-c");
+    let report_names = [names.add("cr-q-c-r0"), names.add("cr-q-c-r1")];
+    let window_names = [names.add("cr-q-c-w0"), names.add("cr-q-c-w1")];
+    let q = interproc::Queue::<Msg>::create(&name, 16).unwrap();
+    let reports = report_names
+        .each_ref()
+        .map(|n| Receiver::<u64>::create(n, 4096).unwrap());
+    let windows = window_names
+        .each_ref()
+        .map(|n| Value::<u64>::create(n, 0).unwrap());
+    let spawn = |rng: &mut Rng, i: usize, role: &str, spec: &str| {
+        let arg = format!(
+            "{name},{},{},{},{}",
+            report_names[i],
+            window_names[i],
+            rng.below(3),
+            rng.next_u64()
+        );
+        let mut c = child(TEST, role, &arg);
+        c.env("INTERPROC_FAILPOINTS", spec);
+        c.spawn().expect("spawn consumer")
+    };
+    let pick_spec = |rng: &mut Rng, other: &str| {
+        if other.is_empty() && rng.chance(35) {
+            format!("queue.recv.before_release=kill@{}", rng.range(1, 200))
+        } else {
+            String::new()
+        }
+    };
+    let mut specs = [String::new(), String::new()];
+    let mut workers = [
+        spawn(&mut rng, 0, "consume", ""),
+        spawn(&mut rng, 1, "consume", ""),
+    ];
+    let mut seen: Vec<u8> = vec![0];
+    let record = |s: u64, seen: &mut Vec<u8>| {
+        let s = s as usize;
+        if seen.len() <= s {
+            seen.resize(s + 1, 0);
+        }
+        seen[s] += 1;
+        assert_eq!(seen[s], 1, "message {s} received twice");
+    };
+    let mut next_send = 1u64;
+    // Messages a dead consumer may have taken with it.
+    let mut allowance = 0u64;
+    let mut tally = Tally::default();
+    let work = |next_send: &mut u64, seen: &mut Vec<u8>| {
+        if q.send_timeout(Msg::new(0, *next_send), Duration::from_millis(1))
+            .is_ok()
+        {
+            *next_send += 1;
+        }
+        for r in &reports {
+            while let Ok(s) = r.try_recv() {
+                record(s, seen);
+            }
+        }
+    };
+    for _ in 0..rounds(60) {
+        let armed = specs.iter().position(|s| !s.is_empty());
+        let (window, pick) = match armed {
+            Some(i) => (Duration::from_secs(3), i),
+            None => (
+                Duration::from_micros(rng.range(2_000, 25_000)),
+                rng.below(2) as usize,
+            ),
+        };
+        let until = Instant::now() + window;
+        let (v, by_us) = loop {
+            work(&mut next_send, &mut seen);
+            if let Some(i) = (0..2).find(|&i| workers[i].try_wait().unwrap().is_some()) {
+                break (i, false);
+            }
+            if Instant::now() >= until {
+                break (pick, true);
+            }
+        };
+        let status = kill_and_reap(&mut workers[v]);
+        let death = Death {
+            status,
+            by_us,
+            at: Instant::now(),
+        };
+        assert_sigkilled(&death.status, "the consumer");
+        tally.death(&death);
+        allowance += windows[v].load();
+        // Producers are not wedged by what the dead consumer left claimed: more than two
+        // laps of the ring go through (the survivor consumes them).
+        let target = next_send + 40;
+        let t = Instant::now();
+        while next_send < target {
+            work(&mut next_send, &mut seen);
+            assert!(
+                t.elapsed() < PROMPT,
+                "producer wedged after a consumer died"
+            );
+        }
+        tally.recovered(death.at.elapsed());
+        specs[v] = pick_spec(&mut rng, &specs[1 - v]);
+        workers[v] = spawn(&mut rng, v, "consume", &specs[v]);
+    }
+    // Stop: close the queue; both consumers drain it and exit.
+    for (i, w) in workers.iter_mut().enumerate() {
+        let st = kill_and_reap(w);
+        assert!(
+            common::killed_by_sigkill(&st),
+            "a consumer failed on its own: {st}"
+        );
+        allowance += windows[i].load();
+    }
+    q.close();
+    let mut drains = [
+        spawn(&mut rng, 0, "drain", ""),
+        spawn(&mut rng, 1, "drain", ""),
+    ];
+    let t = Instant::now();
+    loop {
+        for r in &reports {
+            while let Ok(s) = r.try_recv() {
+                record(s, &mut seen);
+            }
+        }
+        if drains.iter_mut().all(|d| d.try_wait().unwrap().is_some()) {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "drain never finished"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    for d in &mut drains {
+        let st = d.wait().unwrap();
+        assert!(st.success(), "a draining consumer failed: {st}");
+    }
+    for r in &reports {
+        while let Ok(s) = r.try_recv() {
+            record(s, &mut seen);
+        }
+    }
+    let sent = next_send - 1;
+    let missing = (1..=sent as usize)
+        .filter(|&s| seen.get(s).copied().unwrap_or(0) == 0)
+        .count() as u64;
+    assert!(
+        missing <= allowance,
+        "{missing} of {sent} messages lost, dead consumers can explain {allowance}"
+    );
+    assert!(
+        seen.len() <= sent as usize + 1,
+        "received a message never sent"
+    );
+    tally.verified = sent - missing;
+    eprintln!("{TEST}: {missing} messages went down with their consumer (bound {allowance})");
     tally.print(TEST);
 }

@@ -569,3 +569,66 @@ fn condvar_survives_garbage_in_its_body() {
         None => hostile("condvar_survives_garbage_in_its_body", "ho-cv", BODY_OFFSET),
     }
 }
+
+/// Queue (MPMC): every send and receive flavour, try and timeout, copying and in place.
+fn queue_user() -> ! {
+    run_role(|| {
+        let name = args()[0].clone();
+        let q = interproc::Queue::<[u64; 2]>::create(&name, 64).map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        user_loop(|rng| {
+            let d = Duration::from_millis(rng.range(0, 3));
+            let v = [rng.next_u64(), 1];
+            let trouble_if = |bad: bool| {
+                if bad {
+                    trouble()
+                }
+            };
+            match rng.below(9) {
+                0 => trouble_if(timed("try_send", || q.try_send(v)).is_err()),
+                1 => trouble_if(timed("send_timeout", || q.send_timeout(v, d)).is_err()),
+                2 => trouble_if(
+                    timed("send_batch_timeout", || q.send_batch_timeout(&[v; 5], d)).is_err(),
+                ),
+                3 => trouble_if(
+                    timed("send_timeout_with", || q.send_timeout_with(d, |s| *s = v)).is_err(),
+                ),
+                4 => trouble_if(timed("try_recv", || q.try_recv()).is_err()),
+                5 => trouble_if(timed("recv_timeout", || q.recv_timeout(d)).is_err()),
+                6 => {
+                    out.clear();
+                    let r = timed("recv_batch_timeout", || {
+                        q.recv_batch_timeout(&mut out, 7, d)
+                    });
+                    trouble_if(r.is_err());
+                }
+                7 => trouble_if(
+                    timed("recv_timeout_with", || q.recv_timeout_with(d, |m| m[0])).is_err(),
+                ),
+                _ => drop(timed("len", || (q.len(), q.is_empty(), q.is_closed()))),
+            }
+        })
+    })
+}
+
+#[test]
+fn queue_survives_garbage_in_its_body() {
+    match role().as_deref() {
+        Some("user") => queue_user(),
+        Some(_) => scribbler_role(),
+        None => hostile("queue_survives_garbage_in_its_body", "ho-q", BODY_OFFSET),
+    }
+}
+
+#[test]
+fn queue_survives_garbage_in_its_registry_and_body() {
+    match role().as_deref() {
+        Some("user") => queue_user(),
+        Some(_) => scribbler_role(),
+        None => hostile(
+            "queue_survives_garbage_in_its_registry_and_body",
+            "ho-q-r",
+            REGISTRY_OFFSET,
+        ),
+    }
+}

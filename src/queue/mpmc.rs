@@ -998,6 +998,10 @@ impl<'a, T: Pod, S: Slots<T>, P: Peers> Ring<'a, T, S, P> {
     /// Publishes positions `c.pos .. c.pos + n` (ascending), `skipped` where `skip` says so, and
     /// wakes receivers if the claim saw any parked.
     fn publish(&self, c: &Claimed, n: usize, skip: bool) {
+        if !skip {
+            // Crash tests: claimed and written, not published.
+            crate::failpoint::hit("queue.send.before_publish");
+        }
         for i in 0..n as u64 {
             let q = add(c.pos, i);
             let s = if skip { skipped(q) } else { full(q) };
@@ -1010,6 +1014,8 @@ impl<'a, T: Pod, S: Slots<T>, P: Peers> Ring<'a, T, S, P> {
 
     /// Releases positions `from .. from + n` of claim `c` (ascending).
     fn release(&self, c: &Claimed, from: usize, n: usize) {
+        // Crash tests: claimed and read (maybe returned), not released.
+        crate::failpoint::hit("queue.recv.before_release");
         for i in from as u64..(from + n) as u64 {
             let q = add(c.pos, i);
             store_stamp(self.slots.stamp(q), free(add(q, self.cap)));
@@ -1250,6 +1256,8 @@ impl<'a, T: Pod, S: Slots<T>, P: Peers> Ring<'a, T, S, P> {
 
     /// Writes and publishes the positions of `c` from `values`.
     fn fill(&self, c: &Claimed, values: &[T]) -> usize {
+        // Crash tests: positions claimed, nothing written.
+        crate::failpoint::hit("queue.send.after_claim");
         for (i, v) in values[..c.n].iter().enumerate() {
             // SAFETY: positions c.pos .. c.pos + c.n are ours (claimed, unpublished).
             unsafe { self.slots.with_mut(add(c.pos, i as u64), |p| p.write(*v)) };
