@@ -215,12 +215,12 @@ fn spsc_user() -> ! {
         let mut rx = Some(Receiver::<u64>::open(&name).map_err(|e| e.to_string())?);
         let mut buf = [0u64; 16];
         user_loop(|rng| {
-            if tx.as_ref().map_or(true, |t| t.is_disconnected()) {
+            if tx.as_ref().is_none_or(|t| t.is_disconnected()) {
                 trouble();
                 tx = None;
                 tx = timed("Sender::open", || Sender::<u64>::open(&name)).ok();
             }
-            if rx.as_ref().map_or(true, |r| r.is_disconnected()) {
+            if rx.as_ref().is_none_or(|r| r.is_disconnected()) {
                 trouble();
                 rx = None;
                 rx = timed("Receiver::open", || Receiver::<u64>::open(&name)).ok();
