@@ -10,6 +10,7 @@ mod gc;
 mod inspect;
 mod list;
 mod remove;
+mod soak;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -66,6 +67,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // `bench --soak` runs its children as spawned functions of this program.
+    interproc::process::init();
     let cli = Cli::parse();
     match cli.command {
         Command::List(args) => list::run(args),

@@ -25,6 +25,11 @@ pub struct Args {
     /// baseline_value, ratio, ...).
     #[arg(long)]
     pub json: bool,
+    /// Instead of measuring: a crash soak of SECONDS. Producers, consumers and lock holders
+    /// run in child processes and are SIGKILLed at random; the survivors' view is checked
+    /// after every kill (see `soak.rs`).
+    #[arg(long, value_name = "SECONDS")]
+    pub soak: Option<u64>,
 }
 
 /// The baseline name of rows that show the floor itself (no comparison).
@@ -81,6 +86,9 @@ pub struct Effort {
 
 /// Runs the selected scenarios, printing progress to stderr and the result to stdout.
 pub fn run(opts: Args) -> std::process::ExitCode {
+    if let Some(seconds) = opts.soak {
+        return crate::soak::run(seconds);
+    }
     let effort = if opts.quick {
         Effort { reps: 5, scale: 1 }
     } else {
