@@ -582,6 +582,26 @@ fn pipe_len(rng: &mut Rng, max: usize) -> usize {
 fn pipe_end_killed_anywhere() {
     const TEST: &str = "pipe_end_killed_anywhere";
     if let Some(r) = role() {
+        pipe_victim(&r);
+    }
+    pipe_campaign(TEST, false);
+}
+
+/// As [`pipe_end_killed_anywhere`] with the roles swapped: the victims hold end A (the
+/// creator's end, whose first holder dropped it), the survivor end B. A new `Pipe::open` takes
+/// the dead holder's end A over.
+#[test]
+fn pipe_creator_end_killed_anywhere() {
+    const TEST: &str = "pipe_creator_end_killed_anywhere";
+    if let Some(r) = role() {
+        pipe_victim(&r);
+    }
+    pipe_campaign(TEST, true);
+}
+
+/// A pipe victim: sends its stream (acknowledging each send), receives the survivor's.
+fn pipe_victim(r: &str) -> ! {
+    {
         run_role(|| -> Result<(), String> {
             let a = args();
             let c = Pipe::open(&a[0]).map_err(|e| format!("open: {e}"))?;
@@ -651,9 +671,14 @@ fn pipe_end_killed_anywhere() {
                     taken.store(s);
                 }
             }
-        });
+        })
     }
-    let seed = seed(TEST);
+}
+
+/// The survivor's side of a pipe campaign. `swap`: the survivor holds end B and the victims
+/// end A (else the reverse).
+fn pipe_campaign(test: &str, swap: bool) {
+    let seed = seed(test);
     let mut rng = Rng::new(seed);
     let mut names = Names::new();
     let (pipe, ack, tk, rdy) = (
@@ -663,7 +688,14 @@ fn pipe_end_killed_anywhere() {
         names.add("cr-pipe-r"),
     );
     let a = Pipe::create(&pipe, 4096).unwrap();
-    a.persist(); // the final B opens it after A is gone (Names removes it)
+    a.persist(); // the final victim opens it after we are gone (Names removes it)
+    let a = if swap {
+        // Give end A up: the victims will take it, we take end B.
+        drop(a);
+        Pipe::open(&pipe).unwrap()
+    } else {
+        a
+    };
     let max = a.max_message_size();
     let acked = Value::<u64>::create(&ack, 0).unwrap();
     let taken = Value::<u64>::create(&tk, 0).unwrap();
@@ -671,7 +703,7 @@ fn pipe_end_killed_anywhere() {
     let mut tally = Tally::default();
     let mut next_a = 1u64;
     let mut exact = false;
-    for epoch in 1..=rounds(80) as u64 {
+    for epoch in 1..=rounds(50) as u64 {
         let mut midkill = 0;
         let plan = if epoch == 1 {
             // Before B ever attached, A's sends would wait instead of failing.
@@ -696,7 +728,7 @@ fn pipe_end_killed_anywhere() {
             exact as u8,
             rng.next_u64()
         );
-        let mut victim = spawn_victim(TEST, "b", &arg, &plan);
+        let mut victim = spawn_victim(test, "victim", &arg, &plan);
         let mut next_b = 1u64;
         let take = |m: Vec<u8>, next_b: &mut u64| {
             let Some((e, s)) = pipe_check(&m) else {
@@ -771,7 +803,7 @@ fn pipe_end_killed_anywhere() {
     }
     // A last B drains what A sent once A is gone.
     let arg = format!("{pipe},{ack},{tk},{rdy},0,{},0,1", exact as u8);
-    let mut last = child(TEST, "drain", &arg).spawn().unwrap();
+    let mut last = child(test, "drain", &arg).spawn().unwrap();
     // (Every victim stored its epoch >= 1; the drainer stores 0.)
     assert!(common::eventually(PROMPT * 4, || ready.load() == 0));
     drop(a);
@@ -783,7 +815,7 @@ fn pipe_end_killed_anywhere() {
         "every message A sent was received"
     );
     tally.verified += next_a - 1;
-    tally.print(TEST);
+    tally.print(test);
 }
 
 // ---------------------------------------------------------------------------------------------
