@@ -1223,6 +1223,7 @@ fn semaphore_holder_killed_anywhere() {
                 assert_eq!(s.recover(), 0, "a dead holder's permit was not reclaimed");
                 leaks += 1;
                 s.release();
+                let back = Instant::now();
                 assert!(
                     within(PROMPT, || progress.load() >= p0 + 2).is_some(),
                     "the survivor did not resume after the leaked permit was put back \
@@ -1233,7 +1234,7 @@ fn semaphore_holder_killed_anywhere() {
                     p0,
                     progress.load()
                 );
-                tally.recovered(death.at.elapsed());
+                tally.recovered(back.elapsed()); // from the permit's return
             }
         }
         specs[v] = pick_spec(&mut rng, &specs[1 - v]);
