@@ -32,6 +32,10 @@ use interproc::{
 const SCRIBBLE_MS: u64 = 300;
 /// No single call of the user may take longer than this (their timeouts are a few ms).
 const CALL_BOUND: Duration = Duration::from_secs(2);
+/// `open` has no timeout argument: it waits up to `INIT_WAIT` (2 s) for a live creator that
+/// has not published its header yet, and a header state scribbled back to 0 looks just like
+/// that. Opens get this bound.
+const OPEN_BOUND: Duration = Duration::from_secs(3);
 /// Where the object's body starts in the file (`src/region/header.rs`: `BODY_OFFSET`, the
 /// 128-byte header plus the 2048-byte participant registry).
 const BODY_OFFSET: usize = 2176;
@@ -49,13 +53,19 @@ fn trouble() {
     TROUBLE.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Times one call; exits the process with status 2 if it took longer than [`CALL_BOUND`].
+/// Times one call; exits the process with status 2 if it took longer than [`CALL_BOUND`]
+/// ([`OPEN_BOUND`] for an `open`).
 fn timed<R>(what: &str, f: impl FnOnce() -> R) -> R {
+    let bound = if what.ends_with("::open") {
+        OPEN_BOUND
+    } else {
+        CALL_BOUND
+    };
     let t = Instant::now();
     let r = f();
     let took = t.elapsed();
-    if took > CALL_BOUND {
-        eprintln!("hostile: {what} took {took:?} (bound {CALL_BOUND:?})");
+    if took > bound {
+        eprintln!("hostile: {what} took {took:?} (bound {bound:?})");
         std::process::exit(2);
     }
     r
@@ -85,19 +95,22 @@ fn scribble(name: &str, from: usize, seed: u64) -> std::io::Result<u64> {
         .div_ceil(8)
         .max(1);
     let hot_words = body_words.min(4096 / 8);
-    let registry_words = (BODY_OFFSET - from) / 8;
+    let registry_words = (BODY_OFFSET - from.max(REGISTRY_OFFSET)) / 8;
     let mut rng = Rng::new(seed);
     let end = Instant::now() + Duration::from_millis(SCRIBBLE_MS);
     let mut writes = 0u64;
     while Instant::now() < end {
         for _ in 0..64 {
             let r = rng.below(100);
-            let at = if r < 60 {
+            let at = if from == 0 && r < 10 {
+                // The header proper (everything but `body_len`, read above, is fair game).
+                8 * rng.below(REGISTRY_OFFSET as u64 / 8) as usize
+            } else if r < 60 {
                 BODY_OFFSET + 8 * rng.below(hot_words as u64) as usize
             } else if r < 85 || registry_words == 0 {
                 BODY_OFFSET + 8 * rng.below(body_words as u64) as usize
             } else {
-                from + 8 * rng.below(registry_words as u64) as usize
+                REGISTRY_OFFSET + 8 * rng.below(registry_words as u64) as usize
             };
             let w = word(at);
             let cur = w.load(Ordering::Relaxed);
@@ -631,4 +644,66 @@ fn queue_survives_garbage_in_its_registry_and_body() {
             REGISTRY_OFFSET,
         ),
     }
+}
+
+/// Everything, the header included: handles keep their validated copy of the header; a user
+/// that re-opens meets a header that does not check out and gets an error, never a crash.
+#[test]
+fn spsc_survives_garbage_everywhere() {
+    match role().as_deref() {
+        Some("user") => spsc_user(),
+        Some(_) => scribbler_role(),
+        None => hostile("spsc_survives_garbage_everywhere", "ho-spsc-all", 0),
+    }
+}
+
+#[test]
+fn pipe_survives_garbage_everywhere() {
+    match role().as_deref() {
+        Some("user") => pipe_user(),
+        Some(_) => scribbler_role(),
+        None => hostile("pipe_survives_garbage_everywhere", "ho-pipe-all", 0),
+    }
+}
+
+/// Regression: a header whose `state` word was scribbled (neither 0, "initialising", nor the
+/// ready tag) is refused at once with `Corrupted`. It used to be taken for a live creator
+/// still initialising: every `open` then waited the whole `INIT_WAIT` (2 s) and said `Busy`.
+#[test]
+fn open_refuses_a_scribbled_state_word_at_once() {
+    let mut names = Names::new();
+    let name = names.add("ho-state");
+    let v = Value::<u64>::create(&name, 7).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/dev/shm/interproc.{name}"))
+        .unwrap();
+    let map = memmap2::MmapOptions::new()
+        .len(4096)
+        .map_raw(&file)
+        .unwrap();
+    // SAFETY: offset 12 (the header's `state`, a u32) lies inside the 4 KiB mapping, 4-aligned;
+    // accessed atomically only.
+    let state =
+        unsafe { std::sync::atomic::AtomicU32::from_ptr(map.as_mut_ptr().add(12) as *mut u32) };
+    let ready = state.load(Ordering::Relaxed);
+    for garbage in [1, 0xdead_beef, ready ^ 1, u32::MAX] {
+        state.store(garbage, Ordering::Relaxed);
+        let t = Instant::now();
+        let r = Value::<u64>::open(&name);
+        assert!(
+            matches!(r, Err(Error::Corrupted { .. })),
+            "state {garbage:#x}: {r:?}"
+        );
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "took {:?}",
+            t.elapsed()
+        );
+    }
+    // The handle that was attached keeps working (it validated the header once).
+    state.store(ready, Ordering::Relaxed);
+    assert_eq!(v.load(), 7);
+    assert_eq!(Value::<u64>::open(&name).unwrap().load(), 7);
 }

@@ -17,11 +17,12 @@
 //! # Open
 //! `fstat` first: a file shorter than the header is never mapped beyond its length. Map the
 //! header, load `state` (`Relaxed` plus an `Acquire` fence: the header mapping is read-only);
-//! while it is not ready and the owner lock is held by someone, wait (1 ms steps,
+//! while it is still 0 (initialising) and the owner lock is held by someone, wait (1 ms steps,
 //! [`INIT_WAIT`] at most, then [`Error::Busy`]); if it is not ready, already sized and nobody
 //! holds the owner lock, the creator died half-way: [`Error::Corrupted`]. An *empty* file that
 //! nobody locks may be a live creator between `O_EXCL` and its owner lock: wait for it too,
-//! and call it [`Error::Corrupted`] only once [`INIT_WAIT`] has passed. Otherwise copy the
+//! and call it [`Error::Corrupted`] only once [`INIT_WAIT`] has passed. A state that is
+//! neither 0 nor ready was scribbled: [`Error::Corrupted`] at once. Otherwise copy the
 //! header out once, validate the copy against the caller's type and the file's real length,
 //! and map exactly the validated length.
 //!
@@ -302,6 +303,11 @@ impl Region {
 
     /// Copies the header out if the file is long enough and its state is ready; `None` when not
     /// (yet) initialised.
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`] for a state that is neither 0 (initialising: the kernel zero-fills
+    /// and the creator writes nothing else before `READY`) nor `READY`: a scribbled word, not
+    /// a creator worth waiting [`INIT_WAIT`] for.
     fn read_header(file: &File) -> Result<Option<RawHeader>> {
         let len = shm::stat(file)?.len;
         if len < BODY_OFFSET as u64 {
@@ -315,8 +321,14 @@ impl Region {
         // The mapping is read-only: Rust guarantees atomic loads there only when they are
         // small and `Relaxed`, so the Acquire comes from a fence after the `Relaxed` load
         // (it pairs with the creator's `Release` store of `state` all the same).
-        if header.state.load(Ordering::Relaxed) != STATE_READY {
-            return Ok(None);
+        match header.state.load(Ordering::Relaxed) {
+            STATE_READY => {}
+            0 => return Ok(None),
+            other => {
+                return Err(Error::corrupted(format!(
+                    "header state {other:#x} is neither initialising nor ready"
+                )))
+            }
         }
         fence(Ordering::Acquire);
         Ok(Some(header.snapshot()))
