@@ -49,6 +49,9 @@ fn args() -> Vec<String> {
 /// Calls of the user that reported trouble (an error, a poisoned lock, a broken handle).
 static TROUBLE: AtomicU64 = AtomicU64::new(0);
 
+/// The longest call (opens aside) of the user, in nanoseconds.
+static SLOWEST: AtomicU64 = AtomicU64::new(0);
+
 fn trouble() {
     TROUBLE.fetch_add(1, Ordering::Relaxed);
 }
@@ -64,6 +67,9 @@ fn timed<R>(what: &str, f: impl FnOnce() -> R) -> R {
     let t = Instant::now();
     let r = f();
     let took = t.elapsed();
+    if !what.ends_with("::open") {
+        SLOWEST.fetch_max(took.as_nanos() as u64, Ordering::Relaxed);
+    }
     if took > bound {
         eprintln!("hostile: {what} took {took:?} (bound {bound:?})");
         std::process::exit(2);
@@ -198,8 +204,9 @@ fn user_loop(mut step: impl FnMut(&mut Rng)) -> Result<(), String> {
         calls += 1;
     }
     eprintln!(
-        "hostile user: {calls} steps, {} reported trouble",
-        TROUBLE.load(Ordering::Relaxed)
+        "hostile user: {calls} steps, {} reported trouble, slowest call {:?}",
+        TROUBLE.load(Ordering::Relaxed),
+        Duration::from_nanos(SLOWEST.load(Ordering::Relaxed))
     );
     Ok(())
 }
