@@ -1263,17 +1263,22 @@ fn semaphore_holder_killed_anywhere() {
 }
 
 /// Two workers read (70 %) and write (30 %) an `RwLock`; one is killed per round at a random
-/// point. The parent's `write_timeout` succeeds within a bound: a dead reader is discounted
-/// (never poisons), a dead writer poisons, and the data is as the dead writer left it.
+/// point, or as a pending writer (token set, readers not drained yet), or right after taking
+/// the write lock. The parent's `write_timeout` succeeds within a bound: a dead reader is
+/// discounted (never poisons), a dead pending writer poisons nothing, a dead holding writer
+/// poisons, and the data is as the dead writer left it.
 #[test]
 fn rwlock_holder_killed_anywhere() {
     const TEST: &str = "rwlock_holder_killed_anywhere";
+    /// Failpoints that make their worker the round's victim.
+    const ARMED: [&str; 1] = ["rwlock."];
     if role().is_some() {
         run_role(|| -> Result<(), String> {
             let a = args();
             let rw = RwLock::<Guarded>::open(&a[0]).map_err(|e| format!("open: {e}"))?;
             let mode = Value::<u64>::open(&a[1]).map_err(|e| e.to_string())?;
             let mut rng = Rng::new(num(&a[2]));
+            let recovered = Value::<u64>::open(&a[3]).map_err(|e| e.to_string())?;
             let me = common::process_id();
             loop {
                 common::exit_if_orphaned();
@@ -1298,6 +1303,7 @@ fn rwlock_holder_killed_anywhere() {
                             let mut g = p.into_inner();
                             g.repair(me)?;
                             rw.clear_poison();
+                            recovered.fetch_add(1);
                             g
                         }
                         Err(TryLockError::WouldBlock) => return Err("write timed out".into()),
@@ -1312,27 +1318,48 @@ fn rwlock_holder_killed_anywhere() {
     let seed = seed(TEST);
     let mut rng = Rng::new(seed);
     let mut names = Names::new();
-    let name = names.add("cr-rw");
+    let (name, rec) = (names.add("cr-rw"), names.add("cr-rw-c"));
     let mode_names = [names.add("cr-rw-m0"), names.add("cr-rw-m1")];
     let rw = RwLock::<Guarded>::create(&name, Guarded::default()).unwrap();
+    let recovered = Value::<u64>::create(&rec, 0).unwrap();
     let modes = mode_names
         .each_ref()
         .map(|n| Value::<u64>::create(n, 0).unwrap());
-    let spawn_worker = |rng: &mut Rng, i: usize| {
-        let arg = format!("{name},{},{}", mode_names[i], rng.next_u64());
-        child(TEST, "work", &arg).spawn().expect("spawn worker")
+    let spawn_worker = |rng: &mut Rng, i: usize, spec: &str| {
+        let arg = format!("{name},{},{},{rec}", mode_names[i], rng.next_u64());
+        let mut c = child(TEST, "work", &arg);
+        c.env("INTERPROC_FAILPOINTS", spec);
+        c.spawn().expect("spawn worker")
     };
-    let mut workers = [spawn_worker(&mut rng, 0), spawn_worker(&mut rng, 1)];
+    // At most one worker carries a failpoint: dying as a pending writer (token set, readers
+    // not drained) or as a holding writer.
+    let pick_spec = |rng: &mut Rng, other: &str| -> String {
+        if other.is_empty() && rng.chance(35) {
+            let point = if rng.chance(50) {
+                "rwlock.write.pending"
+            } else {
+                "rwlock.write.held"
+            };
+            format!("{point}=kill@{}", rng.range(1, 100))
+        } else {
+            String::new()
+        }
+    };
+    let mut specs = [String::new(), String::new()];
+    let mut workers = [spawn_worker(&mut rng, 0, ""), spawn_worker(&mut rng, 1, "")];
     let mut tally = Tally::default();
     let me = common::process_id();
     let (mut reader_deaths, mut writer_poisons) = (0, 0);
     for _ in 0..rounds(40) {
-        std::thread::sleep(Duration::from_micros(rng.range(1_000, 25_000)));
-        let v = rng.below(2) as usize;
+        let before = recovered.load();
+        let armed = specs
+            .iter()
+            .position(|s| ARMED.iter().any(|p| s.starts_with(p)));
+        let (v, by_us) = await_victim(&mut workers, armed, &mut rng);
         let status = kill_and_reap(&mut workers[v]);
         let death = Death {
             status,
-            by_us: true,
+            by_us,
             at: Instant::now(),
         };
         assert_sigkilled(&death.status, "the rwlock victim");
@@ -1341,7 +1368,9 @@ fn rwlock_holder_killed_anywhere() {
         let (mut g, poisoned) = match rw.write_timeout(PROMPT) {
             Ok(g) => (g, false),
             Err(TryLockError::Poisoned(p)) => (p.into_inner(), true),
-            Err(TryLockError::WouldBlock) => panic!("write lock not recovered within {PROMPT:?}"),
+            Err(TryLockError::WouldBlock) => {
+                panic!("write lock not recovered within {PROMPT:?}")
+            }
         };
         tally.recovered(death.at.elapsed());
         if poisoned {
@@ -1352,6 +1381,21 @@ fn rwlock_holder_killed_anywhere() {
         } else {
             g.clean().unwrap();
         }
+        if !by_us && specs[v].starts_with("rwlock.write.pending") {
+            // Died waiting for the readers: it never touched the data.
+            assert!(!poisoned, "a dead pending writer poisoned the lock");
+            assert_eq!(
+                recovered.load(),
+                before,
+                "a dead pending writer poisoned the lock"
+            );
+        }
+        if !by_us && specs[v].starts_with("rwlock.write.held") {
+            assert!(
+                poisoned || recovered.load() > before,
+                "a writer died holding the lock, nobody saw the poison"
+            );
+        }
         if dead_mode == 1 {
             reader_deaths += 1;
         }
@@ -1360,7 +1404,8 @@ fn rwlock_holder_killed_anywhere() {
             workers[1 - v].try_wait().unwrap().is_none(),
             "the surviving worker failed"
         );
-        workers[v] = spawn_worker(&mut rng, v);
+        specs[v] = pick_spec(&mut rng, &specs[1 - v]);
+        workers[v] = spawn_worker(&mut rng, v, &specs[v]);
     }
     for w in &mut workers {
         let st = kill_and_reap(w);
@@ -1375,7 +1420,9 @@ fn rwlock_holder_killed_anywhere() {
     });
     tally.verified = g.total;
     eprintln!(
-        "{TEST}: {reader_deaths} deaths while reading, {writer_poisons} poisoned by a dead writer"
+        "{TEST}: {reader_deaths} deaths while reading, {writer_poisons} poisoned by a dead \
+         writer, {} recovered by workers",
+        recovered.load()
     );
     tally.print(TEST);
 }

@@ -398,6 +398,8 @@ impl RawRwLock<'_> {
                     Park::TimedOut => return false,
                 }
             }
+            // Crash tests: our token is in `state` (pending), the readers not drained yet.
+            crate::failpoint::hit("rwlock.write.pending");
             // Phase 2: wait for the readers to drain.
             let mut check = false;
             let mut checked = false;
@@ -426,6 +428,8 @@ impl RawRwLock<'_> {
                 }
             }
             if self.set_held(me) {
+                // Crash tests: the write lock is held, no guard exists yet.
+                crate::failpoint::hit("rwlock.write.held");
                 return true;
             }
             // Our token vanished (a scribbling peer): start over.
