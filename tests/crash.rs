@@ -948,6 +948,9 @@ fn mutex_holder_killed_anywhere() {
     };
     let mut specs = [String::new(), String::new()];
     let mut workers = [spawn_worker(&mut rng, 0, ""), spawn_worker(&mut rng, 1, "")];
+    // Worker recoveries counted when each worker was spawned: an armed worker may die at its
+    // failpoint (and the survivor recover) before the round that awaits it even starts.
+    let mut recovered_at_spawn = [0u64; 2];
     let mut tally = Tally::default();
     let mut poisoned_seen = 0;
     for _ in 0..rounds(60) {
@@ -960,7 +963,7 @@ fn mutex_holder_killed_anywhere() {
             .is_some(),
             "workers never started"
         );
-        let before = recovered.load();
+
         // Let them run a little; a worker with a failpoint may die on its own meanwhile.
         let armed = specs
             .iter()
@@ -983,7 +986,7 @@ fn mutex_holder_killed_anywhere() {
         if expect == Some(true) && !saw {
             // The survivor got there first and recovered it.
             assert!(
-                recovered.load() > before,
+                recovered.load() > recovered_at_spawn[v],
                 "a holder died, nobody saw the poison"
             );
         }
@@ -996,6 +999,7 @@ fn mutex_holder_killed_anywhere() {
                     tally.failpoint_kills += 1;
                 }
                 specs[i] = pick_spec(&mut rng, &specs[1 - i]);
+                recovered_at_spawn[i] = recovered.load();
                 workers[i] = spawn_worker(&mut rng, i, &specs[i]);
             }
         }
@@ -1347,11 +1351,12 @@ fn rwlock_holder_killed_anywhere() {
     };
     let mut specs = [String::new(), String::new()];
     let mut workers = [spawn_worker(&mut rng, 0, ""), spawn_worker(&mut rng, 1, "")];
+    // As in the mutex campaign: recoveries counted when each worker was spawned.
+    let mut recovered_at_spawn = [0u64; 2];
     let mut tally = Tally::default();
     let me = common::process_id();
     let (mut reader_deaths, mut writer_poisons) = (0, 0);
     for _ in 0..rounds(40) {
-        let before = recovered.load();
         let armed = specs
             .iter()
             .position(|s| ARMED.iter().any(|p| s.starts_with(p)));
@@ -1386,13 +1391,13 @@ fn rwlock_holder_killed_anywhere() {
             assert!(!poisoned, "a dead pending writer poisoned the lock");
             assert_eq!(
                 recovered.load(),
-                before,
+                recovered_at_spawn[v],
                 "a dead pending writer poisoned the lock"
             );
         }
         if !by_us && specs[v].starts_with("rwlock.write.held") {
             assert!(
-                poisoned || recovered.load() > before,
+                poisoned || recovered.load() > recovered_at_spawn[v],
                 "a writer died holding the lock, nobody saw the poison"
             );
         }
@@ -1405,6 +1410,7 @@ fn rwlock_holder_killed_anywhere() {
             "the surviving worker failed"
         );
         specs[v] = pick_spec(&mut rng, &specs[1 - v]);
+        recovered_at_spawn[v] = recovered.load();
         workers[v] = spawn_worker(&mut rng, v, &specs[v]);
     }
     for w in &mut workers {
