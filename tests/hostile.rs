@@ -12,9 +12,12 @@
 //! data are the expected outcomes; a user that finds its handle broken drops it and opens the
 //! object again.
 //!
-//! Two scribble ranges: the object's body only (after the header and the participant
-//! registry), and everything after the 128-byte header proper (registry included, which
-//! makes liveness answers wrong: live owners look dead).
+//! Three scribble ranges: the object's body only (after the header and the participant
+//! registry); everything after the 128-byte header proper (registry included, which makes
+//! liveness answers wrong: live owners look dead); and, for the users that re-open their
+//! handles (spsc, pipe), the header too. `open` has no timeout argument; it is bounded by
+//! [`OPEN_BOUND`] (its own `INIT_WAIT` of 2 s plus slack: a header state scribbled back to 0
+//! looks like a creator still initialising).
 
 mod common;
 
