@@ -20,7 +20,7 @@
 //!
 //! "Recovery" is the time from the victim's death (reaped) to the survivors' next success.
 //!
-//! Names are `soak-<pid>-<n>` and removed at the end, also after Ctrl-C (SIGINT/SIGTERM are
+//! Names are `soak-<pid>-<what>` and removed at the end, also after Ctrl-C (SIGINT/SIGTERM are
 //! caught and end the run). If the soak itself is killed, `interproc gc` removes what it left.
 
 use std::process::ExitCode;
