@@ -148,6 +148,23 @@ fn child_check(parent: u32) {
     }
 }
 
+/// Runs `op` with short timeouts until it succeeds, fails otherwise, or [`CHILD_WAIT`] has
+/// passed, checking between tries that the soak still runs: a child whose parent was killed
+/// leaves within a fraction of a second (and `interproc gc` can then remove the objects).
+fn patiently<T, E>(
+    parent: u32,
+    mut op: impl FnMut(Duration) -> std::result::Result<T, E>,
+    timed_out: impl Fn(&E) -> bool,
+) -> std::result::Result<T, E> {
+    let start = Instant::now();
+    loop {
+        match op(Duration::from_millis(200)) {
+            Err(e) if timed_out(&e) && start.elapsed() < CHILD_WAIT => child_check(parent),
+            other => return other,
+        }
+    }
+}
+
 fn child_fail(what: String) -> ! {
     eprintln!("interproc soak: child {}: {what}", std::process::id());
     std::process::exit(1)
@@ -159,7 +176,12 @@ fn spsc_producer((ring, acked, epoch): (String, String, u64)) {
     let acked = Value::<u64>::open(&acked).unwrap_or_else(|e| child_fail(e.to_string()));
     for seq in 1.. {
         child_check(parent);
-        if let Err(e) = tx.send_timeout(Msg::new(epoch, seq), CHILD_WAIT) {
+        let sent = patiently(
+            parent,
+            |d| tx.send_timeout(Msg::new(epoch, seq), d),
+            |e| matches!(e, SendTimeoutError::Timeout(_)),
+        );
+        if let Err(e) = sent {
             child_fail(format!("send: {e}"));
         }
         acked.store(pack(epoch, seq));
@@ -174,9 +196,12 @@ fn spsc_consumer((ring, taken): (String, String)) {
     let mut last = None;
     loop {
         child_check(parent);
-        let m = rx
-            .recv_timeout(CHILD_WAIT)
-            .unwrap_or_else(|e| child_fail(format!("recv: {e}")));
+        let m = patiently(
+            parent,
+            |d| rx.recv_timeout(d),
+            |e| *e == RecvTimeoutError::Timeout,
+        )
+        .unwrap_or_else(|e| child_fail(format!("recv: {e}")));
         let ok = m.whole()
             && match last {
                 None => m.seq == base + 1 || m.seq == base + 2,
@@ -204,7 +229,13 @@ fn pipe_end((pipe, acked, taken, epoch, seed): (String, String, String, u64, u64
         child_check(parent);
         let span = if rng.below(5) == 0 { 1900 } else { 200 };
         let len = 24 + rng.below(span) as usize;
-        if let Err(e) = c.send_timeout(&pipe_msg(epoch, seq, len), CHILD_WAIT) {
+        let msg = pipe_msg(epoch, seq, len);
+        let sent = patiently(
+            parent,
+            |d| c.send_timeout(&msg, d),
+            |e| matches!(e, Error::Timeout),
+        );
+        if let Err(e) = sent {
             child_fail(format!("send: {e}"));
         }
         acked.store(pack(epoch, seq));
@@ -233,7 +264,12 @@ fn queue_producer((queue, acked, epoch): (String, String, u64)) {
     let acked = Value::<u64>::open(&acked).unwrap_or_else(|e| child_fail(e.to_string()));
     for seq in 1.. {
         child_check(parent);
-        if let Err(e) = q.send_timeout(Msg::new(epoch, seq), CHILD_WAIT) {
+        let sent = patiently(
+            parent,
+            |d| q.send_timeout(Msg::new(epoch, seq), d),
+            |e| matches!(e, SendTimeoutError::Timeout(_)),
+        );
+        if let Err(e) = sent {
             child_fail(format!("send: {e}"));
         }
         acked.store(pack(epoch, seq));
@@ -257,7 +293,12 @@ fn mutex_worker((name, seed): (String, u64)) {
     let mut rng = Rng::new(seed);
     loop {
         child_check(parent);
-        let mut g = match m.lock_timeout(CHILD_WAIT) {
+        let locked = patiently(
+            parent,
+            |d| m.lock_timeout(d),
+            |e| matches!(e, TryLockError::WouldBlock),
+        );
+        let mut g = match locked {
             Ok(g) if g.a == g.b && g.holder == 0 => g,
             Ok(g) => child_fail(format!("inconsistent data under a clean lock: {:?}", *g)),
             Err(TryLockError::Poisoned(p)) => {
@@ -296,7 +337,18 @@ fn semaphore_worker((name, state, owner, progress): (String, String, String, Str
     loop {
         child_check(parent);
         state.store(1);
-        if !s.acquire_timeout(CHILD_WAIT) {
+        let acquired = patiently(
+            parent,
+            |d| {
+                if s.acquire_timeout(d) {
+                    Ok(())
+                } else {
+                    Err(())
+                }
+            },
+            |_| true,
+        );
+        if acquired.is_err() {
             child_fail("acquire timed out".into());
         }
         state.store(2);
