@@ -154,6 +154,51 @@ fn a_sigkilled_sender_is_taken_over() {
     assert_eq!(rx.recv(), Ok(10));
 }
 
+/// A receiver that polls `try_recv` in a tight loop (so the liveness gate skips most clock
+/// reads) still notices a sender that was SIGKILLed, promptly.
+#[test]
+fn a_tightly_polling_receiver_sees_a_killed_sender() {
+    if let Some(r) = role() {
+        assert_eq!(r, "sender");
+        run_role(|| -> Result<(), String> {
+            let tx = Sender::<u64>::open(&arg()).map_err(|e| e.to_string())?;
+            tx.send(7).map_err(|_| "send failed".to_string())?;
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        });
+    }
+    let mut names = Names::new();
+    let name = names.add("pollkill");
+    let rx = Receiver::<u64>::create(&name, 4).unwrap();
+    let mut child = spawn(
+        "a_tightly_polling_receiver_sees_a_killed_sender",
+        "sender",
+        &name,
+    );
+    assert_eq!(rx.recv_timeout(PROMPT * 4), Ok(7));
+    let pid = child.id();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        sigkill(pid);
+    });
+    let start = Instant::now();
+    let mut polls = 0u64;
+    let verdict = loop {
+        match rx.try_recv() {
+            Err(TryRecvError::Empty) if start.elapsed() < PROMPT * 2 => polls += 1,
+            other => break other,
+        }
+    };
+    assert_eq!(
+        verdict,
+        Err(TryRecvError::Disconnected),
+        "after {polls} polls"
+    );
+    killer.join().unwrap();
+    wait_timeout(&mut child, PROMPT);
+}
+
 #[test]
 fn receiver_sees_a_normal_sender_exit_after_draining() {
     if let Some(r) = role() {

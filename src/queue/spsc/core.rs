@@ -21,7 +21,8 @@ pub(crate) const PARKED: u32 = 1;
 /// about to park must force a barrier on it with `membarrier` (see [`park_barrier`]).
 pub(crate) const LIGHT: u32 = 1;
 
-/// The read-mostly line: who is attached. Written only on attach and detach.
+/// The read-mostly line: who is attached, and who sleeps. Written only on attach and detach
+/// and around a futex sleep; read by both sides on every publication.
 #[repr(C, align(128))]
 pub(crate) struct ControlLine {
     /// The sender's attach word (see [`Endpoint`]); written by the sender-role holder.
@@ -33,34 +34,38 @@ pub(crate) struct ControlLine {
     pub(crate) sender_light: AtomicU32,
     /// The same for the receiver.
     pub(crate) receiver_light: AtomicU32,
+    /// The consumer's futex word: the consumer stores [`PARKED`] before it sleeps on it; the
+    /// producer (or a detaching sender) stores 0 and wakes it. The producer loads it after
+    /// every publication. It lives here, not on the producer's hot line, because a load from
+    /// the line whose store is still waiting for ownership (the consumer keeps pulling that
+    /// line to read `tail`) stalls; this line stays shared in both caches while nobody
+    /// parks, so the load is an L1 hit.
+    pub(crate) consumer_parked: AtomicU32,
+    /// The producer's futex word (mirror of `consumer_parked`): loaded by the consumer after
+    /// every release.
+    pub(crate) producer_parked: AtomicU32,
     #[cfg(not(loom))]
-    _pad: [AtomicU64; 14],
+    _pad: [AtomicU32; 26],
 }
 
-/// The producer's hot line.
+/// The producer's hot line: nothing but the tail (the consumer polls it).
 #[repr(C, align(128))]
 pub(crate) struct ProducerLine {
     /// Producer-owned: position of the next slot to write. Stored with `Release` after the
     /// slots below it are written; loaded with `Acquire` by the consumer.
     pub(crate) tail: AtomicU64,
-    /// The consumer's futex word: the consumer stores [`PARKED`] before it sleeps on it; the
-    /// producer (or a detaching sender) stores 0 and wakes it. Lives on the producer's line
-    /// because the producer reads it after every publication: there it is an L1 hit.
-    pub(crate) consumer_parked: AtomicU32,
     #[cfg(not(loom))]
-    _pad: [AtomicU32; 29],
+    _pad: [AtomicU64; 15],
 }
 
-/// The consumer's hot line.
+/// The consumer's hot line: nothing but the head.
 #[repr(C, align(128))]
 pub(crate) struct ConsumerLine {
     /// Consumer-owned: position of the next slot to read. Stored with `Release` after the
     /// slots below it are read; loaded with `Acquire` by the producer.
     pub(crate) head: AtomicU64,
-    /// The producer's futex word (mirror of [`ProducerLine::consumer_parked`]).
-    pub(crate) producer_parked: AtomicU32,
     #[cfg(not(loom))]
-    _pad: [AtomicU32; 29],
+    _pad: [AtomicU64; 15],
 }
 
 #[cfg(not(loom))]
@@ -252,22 +257,43 @@ pub(crate) struct PeerWatch {
     /// The attached word whose role lock was found free (0: none). While the word still
     /// reads so, the peer is gone without another syscall; a new attachment writes a new word.
     dead: Cell<u32>,
+    /// The last word [`PeerWatch::gone_by_word`] judged "not gone" (`NO_WORD`: none yet), so
+    /// the next call with the same word is one comparison instead of a decode.
+    not_gone: Cell<u64>,
 }
+
+/// A `PeerWatch::not_gone` that no `u32` word equals.
+const NO_WORD: u64 = u64::MAX;
 
 impl PeerWatch {
     pub(crate) fn new() -> PeerWatch {
-        PeerWatch { dead: Cell::new(0) }
+        PeerWatch {
+            dead: Cell::new(0),
+            not_gone: Cell::new(NO_WORD),
+        }
     }
 
     /// Gone by the word alone (no syscall): detached, or an attachment already proven dead.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn gone_by_word(&self, word: &AtomicU32) -> bool {
         let w = word.load(Relaxed);
-        match Endpoint::decode(w) {
+        if u64::from(w) == self.not_gone.get() {
+            return false;
+        }
+        self.judge_word(w)
+    }
+
+    #[inline(never)]
+    fn judge_word(&self, w: u32) -> bool {
+        let gone = match Endpoint::decode(w) {
             Endpoint::Never => false,
             Endpoint::Detached => true,
             Endpoint::Attached => w == self.dead.get(),
+        };
+        if !gone {
+            self.not_gone.set(u64::from(w));
         }
+        gone
     }
 
     /// Gone: detached, or attached but its role lock is free (it died). Loads the word with
@@ -286,6 +312,7 @@ impl PeerWatch {
                     // after it writes "detached", so a free lock under an attached word means
                     // that attachment is over (dead, or detached just now).
                     self.dead.set(w);
+                    self.not_gone.set(NO_WORD);
                     true
                 }
             }
@@ -301,8 +328,11 @@ pub(crate) struct Producer {
     light: bool,
     /// Always in sync with the shared tail (only this handle writes it).
     tail: Cell<u64>,
-    /// The consumer's head as last seen; may be stale (never ahead of the real head).
-    cached_head: Cell<u64>,
+    /// The consumer's head as last seen (may be stale, never ahead of the real head) plus the
+    /// capacity: the position the producer may fill up to without looking at `head` again.
+    /// Once broken, equal to `tail`: the cache then says "full", so the fast path needs no
+    /// separate check of `broken` and every caller ends up on the slow path, which has one.
+    limit: Cell<u64>,
     broken: Cell<bool>,
     pub(crate) peer: PeerWatch,
 }
@@ -319,12 +349,12 @@ impl Producer {
             ));
         }
         // A parked flag left by a dead predecessor would cost the consumer one wasted wake.
-        w.consumer.producer_parked.store(0, Relaxed);
+        w.control.producer_parked.store(0, Relaxed);
         Ok(Producer {
             capacity,
             light,
             tail: Cell::new(tail),
-            cached_head: Cell::new(head),
+            limit: Cell::new(head.wrapping_add(capacity)),
             broken: Cell::new(false),
             peer: PeerWatch::new(),
         })
@@ -338,19 +368,25 @@ impl Producer {
         self.broken.get()
     }
 
-    /// Free slots starting at [`Producer::tail`]: the cached count if it is at least `want`,
-    /// else a fresh look at the consumer's head.
+    /// Free slots at [`Producer::tail`] by the cache alone (0 once broken). No shared access.
+    #[inline(always)]
+    pub(crate) fn free_cached(&self) -> u64 {
+        self.limit.get().wrapping_sub(self.tail.get())
+    }
+
+    /// Free slots starting at [`Producer::tail`]: the cached count if it is at least `want`
+    /// (`want >= 1`), else a fresh look at the consumer's head.
     #[inline]
     pub(crate) fn free(&self, w: Words<'_>, want: u64) -> Result<u64, Broken> {
-        if self.broken.get() {
-            return Err(Broken);
-        }
-        let used = self.tail.get().wrapping_sub(self.cached_head.get());
-        let free = self.capacity - used;
+        debug_assert!(want >= 1);
+        let free = self.free_cached();
         if free >= want {
             return Ok(free);
         }
-        self.refresh(w, used)
+        if self.broken.get() {
+            return Err(Broken);
+        }
+        self.refresh(w, self.capacity - free)
     }
 
     #[inline(never)]
@@ -361,18 +397,32 @@ impl Producer {
         // The head only moves forward and never passes the tail: `used` can only shrink.
         // (Wrapping arithmetic turns "behind the cache" or "beyond the tail" into a huge value.)
         if used > cached_used {
-            self.broken.set(true);
+            self.mark_broken();
             return Err(Broken);
         }
-        self.cached_head.set(head);
+        self.limit.set(head.wrapping_add(self.capacity));
         Ok(self.capacity - used)
+    }
+
+    /// Sticky: from now on the cache says "full" and the slow paths report `Broken`.
+    fn mark_broken(&self) {
+        self.broken.set(true);
+        self.limit.set(self.tail.get());
     }
 
     /// Publishes `n` slots written at [`Producer::tail`] and wakes a parked consumer.
     #[inline]
     pub(crate) fn commit(&self, w: Words<'_>, n: u64) {
-        debug_assert!(n <= self.capacity - self.tail.get().wrapping_sub(self.cached_head.get()));
-        let tail = self.tail.get().wrapping_add(n);
+        self.commit_at(w, self.tail.get(), n)
+    }
+
+    /// [`Producer::commit`] with the tail passed in: the caller read it before writing the
+    /// slots, so the compiler need not load it again after those stores.
+    #[inline(always)]
+    pub(crate) fn commit_at(&self, w: Words<'_>, tail: u64, n: u64) {
+        debug_assert!(tail == self.tail.get());
+        debug_assert!(n <= self.free_cached());
+        let tail = tail.wrapping_add(n);
         self.tail.set(tail);
         // Crash tests: the slots are written, nothing is published yet.
         crate::failpoint::hit("spsc.send.before_publish");
@@ -381,8 +431,8 @@ impl Producer {
         // Store->load barrier (Dekker with `Consumer::wait`: "store PARKED; barrier; load
         // tail"): either the consumer sees this tail, or we see its flag.
         publish_barrier(self.light);
-        if w.producer.consumer_parked.load(Relaxed) == PARKED {
-            unpark(&w.producer.consumer_parked);
+        if w.control.consumer_parked.load(Relaxed) == PARKED {
+            unpark(&w.control.consumer_parked);
         }
     }
 
@@ -393,21 +443,27 @@ impl Producer {
         parker: &mut impl Parker,
         live: &dyn Liveness,
     ) -> Result<u64, WaitError> {
-        let flag = &w.consumer.producer_parked;
+        let flag = &w.control.producer_parked;
         let mut announced = false;
         let mut ever_announced = false;
         let mut force = false;
         let result = loop {
-            if self.peer.gone(&w.control.receiver, live, force) {
-                break Err(WaitError::Disconnected);
+            // While spinning, only the attach word is looked at (one load of the read-mostly
+            // line; no clock read, no syscall). The role lock is asked before sleeping (the
+            // round after the announcement) and after every slice.
+            let spinning = !announced && !self.peer.gone_by_word(&w.control.receiver);
+            if !spinning {
+                if self.peer.gone(&w.control.receiver, live, force) {
+                    break Err(WaitError::Disconnected);
+                }
+                force = false;
             }
-            force = false;
             match self.free(w, 1) {
                 Err(Broken) => break Err(WaitError::Disconnected),
                 Ok(0) => {}
                 Ok(n) => break Ok(n),
             }
-            if !announced && parker.spin() {
+            if spinning && parker.spin() {
                 continue;
             }
             if !announced {
@@ -461,7 +517,8 @@ pub(crate) struct Consumer {
     light: bool,
     /// Always in sync with the shared head (only this handle writes it).
     head: Cell<u64>,
-    /// The producer's tail as last seen; may be stale (never ahead of the real tail).
+    /// The producer's tail as last seen; may be stale (never ahead of the real tail). Once
+    /// broken, equal to `head`: the cache then says "empty" (see `Producer::limit`).
     cached_tail: Cell<u64>,
     broken: Cell<bool>,
     pub(crate) peer: PeerWatch,
@@ -478,7 +535,7 @@ impl Consumer {
                 "head {head} and tail {tail} are more than the capacity {capacity} apart"
             ));
         }
-        w.producer.consumer_parked.store(0, Relaxed);
+        w.control.consumer_parked.store(0, Relaxed);
         Ok(Consumer {
             capacity,
             light,
@@ -493,39 +550,52 @@ impl Consumer {
         self.head.get()
     }
 
-    /// Items ready at [`Consumer::head`]: the cached count if it is at least `want`, else a
-    /// fresh look at the producer's tail.
-    #[inline]
+    /// Items ready at [`Consumer::head`]: the cached count if it is at least `want`
+    /// (`want >= 1`), else a fresh look at the producer's tail. Inlined whole: a consumer
+    /// that keeps up with the producer takes the fresh look on almost every item.
+    #[inline(always)]
     pub(crate) fn available(&self, w: Words<'_>, want: u64) -> Result<u64, Broken> {
+        debug_assert!(want >= 1);
+        let head = self.head.get();
+        let cached_ready = self.cached_tail.get().wrapping_sub(head);
+        if cached_ready >= want {
+            return Ok(cached_ready);
+        }
         if self.broken.get() {
             return Err(Broken);
         }
-        let ready = self.cached_tail.get().wrapping_sub(self.head.get());
-        if ready >= want {
-            return Ok(ready);
-        }
-        self.refresh(w, ready)
-    }
-
-    #[inline(never)]
-    fn refresh(&self, w: Words<'_>, cached_ready: u64) -> Result<u64, Broken> {
         // Loaded once; pairs with the producer's Release in `Producer::commit`.
         let tail = w.producer.tail.load(Acquire);
-        let ready = tail.wrapping_sub(self.head.get());
-        // The tail only moves forward, at most `capacity` ahead of our head.
+        let ready = tail.wrapping_sub(head);
+        // The tail only moves forward, at most `capacity` ahead of our head. (Wrapping
+        // arithmetic turns "behind the cache" into a huge value or one below the cache.)
         if ready > self.capacity || ready < cached_ready {
-            self.broken.set(true);
+            self.mark_broken();
             return Err(Broken);
         }
         self.cached_tail.set(tail);
         Ok(ready)
     }
 
+    /// Sticky: from now on the cache says "empty" and the slow paths report `Broken`.
+    #[inline(never)]
+    fn mark_broken(&self) {
+        self.broken.set(true);
+        self.cached_tail.set(self.head.get());
+    }
+
     /// Hands `n` slots read at [`Consumer::head`] back and wakes a parked producer.
     #[inline]
     pub(crate) fn release(&self, w: Words<'_>, n: u64) {
-        debug_assert!(n <= self.cached_tail.get().wrapping_sub(self.head.get()));
-        let head = self.head.get().wrapping_add(n);
+        self.release_at(w, self.head.get(), n)
+    }
+
+    /// [`Consumer::release`] with the head passed in (the caller read it to find the slots).
+    #[inline(always)]
+    pub(crate) fn release_at(&self, w: Words<'_>, head: u64, n: u64) {
+        debug_assert!(head == self.head.get());
+        debug_assert!(n <= self.cached_tail.get().wrapping_sub(head));
+        let head = head.wrapping_add(n);
         self.head.set(head);
         // Crash tests: the slots are read (and maybe returned), the head still holds them.
         crate::failpoint::hit("spsc.recv.before_release");
@@ -533,8 +603,8 @@ impl Consumer {
         w.consumer.head.store(head, Release);
         // Store->load barrier (Dekker with `Producer::wait`).
         publish_barrier(self.light);
-        if w.consumer.producer_parked.load(Relaxed) == PARKED {
-            unpark(&w.consumer.producer_parked);
+        if w.control.producer_parked.load(Relaxed) == PARKED {
+            unpark(&w.control.producer_parked);
         }
     }
 
@@ -552,7 +622,7 @@ impl Consumer {
         parker: &mut impl Parker,
         live: &dyn Liveness,
     ) -> Result<u64, WaitError> {
-        let flag = &w.producer.consumer_parked;
+        let flag = &w.control.consumer_parked;
         let mut announced = false;
         let mut ever_announced = false;
         let mut force = false;
@@ -562,16 +632,20 @@ impl Consumer {
                 Ok(0) => {}
                 Ok(n) => break Ok(n),
             }
-            if self.peer.gone(&w.control.sender, live, force) {
-                // The Acquire load of the attach word makes every publication before the
-                // detach visible: look once more before reporting the disconnect.
-                break match self.available(w, 1) {
-                    Ok(n) if n > 0 => Ok(n),
-                    _ => Err(WaitError::Disconnected),
-                };
+            // While spinning, only the attach word is looked at (see `Producer::wait`).
+            let spinning = !announced && !self.peer.gone_by_word(&w.control.sender);
+            if !spinning {
+                if self.peer.gone(&w.control.sender, live, force) {
+                    // The Acquire load of the attach word makes every publication before the
+                    // detach visible: look once more before reporting the disconnect.
+                    break match self.available(w, 1) {
+                        Ok(n) if n > 0 => Ok(n),
+                        _ => Err(WaitError::Disconnected),
+                    };
+                }
+                force = false;
             }
-            force = false;
-            if !announced && parker.spin() {
+            if spinning && parker.spin() {
                 continue;
             }
             if !announced {
@@ -627,6 +701,8 @@ impl ControlLine {
             receiver: AtomicU32::new(0),
             sender_light: AtomicU32::new(0),
             receiver_light: AtomicU32::new(0),
+            consumer_parked: AtomicU32::new(0),
+            producer_parked: AtomicU32::new(0),
         }
     }
 
@@ -636,6 +712,8 @@ impl ControlLine {
         self.receiver.store(0, Relaxed);
         self.sender_light.store(0, Relaxed);
         self.receiver_light.store(0, Relaxed);
+        self.consumer_parked.store(0, Relaxed);
+        self.producer_parked.store(0, Relaxed);
     }
 }
 
@@ -644,13 +722,11 @@ impl ProducerLine {
     pub(crate) fn new() -> ProducerLine {
         ProducerLine {
             tail: AtomicU64::new(0),
-            consumer_parked: AtomicU32::new(0),
         }
     }
 
     pub(crate) fn init(&self) {
         self.tail.store(0, Relaxed);
-        self.consumer_parked.store(0, Relaxed);
     }
 }
 
@@ -659,13 +735,11 @@ impl ConsumerLine {
     pub(crate) fn new() -> ConsumerLine {
         ConsumerLine {
             head: AtomicU64::new(0),
-            producer_parked: AtomicU32::new(0),
         }
     }
 
     pub(crate) fn init(&self) {
         self.head.store(0, Relaxed);
-        self.producer_parked.store(0, Relaxed);
     }
 }
 
@@ -863,7 +937,7 @@ mod loom_tests {
             let m2 = m.clone();
             let t = thread::spawn(move || {
                 send(&m2, &p, 5);
-                detach(&m2.control.sender, mine, &m2.producer.consumer_parked);
+                detach(&m2.control.sender, mine, &m2.control.consumer_parked);
             });
             assert_eq!(recv(&m, &c), Ok(5));
             assert_eq!(recv(&m, &c), Err(WaitError::Disconnected));

@@ -319,6 +319,54 @@ fn ping_pong_loses_no_wake_ups() {
     assert!(late <= 5, "{late} wake-ups were lost or late");
 }
 
+/// The liveness gate of the polling paths: never more than `MAX_CLOCK_SKIP` polls in a row
+/// without a clock read, the first look always checks, and a forced look always checks.
+#[test]
+fn the_liveness_gate_skips_a_bounded_number_of_polls() {
+    let gate = LiveGate::default();
+    assert!(!gate.skip(), "no skip before the first clock read");
+    assert!(gate.pass(false), "the first look checks");
+    let (mut run, mut longest) = (0, 0);
+    for _ in 0..100_000 {
+        if gate.skip() {
+            run += 1;
+            longest = longest.max(run);
+        } else {
+            run = 0;
+            let _ = gate.pass(false);
+        }
+    }
+    assert!(
+        longest <= MAX_CLOCK_SKIP,
+        "{longest} polls in a row skipped"
+    );
+    assert!(gate.pass(true), "a forced look always checks");
+}
+
+/// A receiver polling `try_recv` in a tight loop (the gate then skips clock reads) still
+/// reports a sender that went away, and a polling sender a receiver that went away.
+#[test]
+fn tight_polling_sees_a_drop() {
+    let (tx, rx) = pair::<u64>("polldrop", 2);
+    tx.send(1).unwrap();
+    for _ in 0..10_000 {
+        assert_eq!(rx.try_recv(), Ok(1));
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+        tx.send(1).unwrap();
+    }
+    drop(tx);
+    assert_eq!(rx.try_recv(), Ok(1), "queued items outlive the sender");
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+
+    let (tx, rx) = pair::<u64>("polldrop2", 1);
+    tx.send(0).unwrap();
+    for _ in 0..10_000 {
+        assert_eq!(tx.try_send(1), Err(TrySendError::Full(1)));
+    }
+    drop(rx);
+    assert_eq!(tx.try_send(1), Err(TrySendError::Disconnected(1)));
+}
+
 #[test]
 fn a_receiver_blocked_in_recv_sees_a_drop_promptly() {
     let (tx, rx) = pair::<u64>("dropwake", 4);

@@ -288,8 +288,11 @@ fn spsc_throughput(e: Effort) -> Vec<Row> {
     rows
 }
 
-/// Ping-pong of u64 over two spsc rings. `spin`: both sides poll with `try_recv` (pinned);
-/// otherwise both use the blocking `recv` (which spins briefly, then parks on the futex).
+/// Ping-pong of u64 over two spsc rings. `spin`: both sides poll with `try_recv`; otherwise
+/// both use the blocking `recv` (which spins briefly, then parks on the futex). Both modes pin
+/// the two sides to distinct CPUs, as their baselines do (`raw_ping_pong`, and
+/// `futex_round_trip` with a spin phase). Unpinned, the child would inherit the CPU the
+/// previous pinned run left the parent on, and both sides would share one CPU.
 fn spsc_ping_pong(round_trips: u64, spin: bool) -> super::harness::Percentiles {
     use interproc::spsc::{Receiver, Sender};
     let (ping, pong) = (unique("ping"), unique("pong"));
@@ -308,7 +311,7 @@ fn spsc_ping_pong(round_trips: u64, spin: bool) -> super::harness::Percentiles {
         }
     };
     let (samples, _) = two_processes(
-        spin,
+        true,
         || {
             let rx = Receiver::<u64>::open(&ping).expect("open ping");
             let tx = Sender::<u64>::open(&pong).expect("open pong");
