@@ -38,6 +38,7 @@ mod sys;
 mod value;
 
 #[doc(hidden)]
+#[cfg(not(loom))]
 pub mod fuzz_api;
 
 pub use bytemuck::Pod;

@@ -200,7 +200,7 @@ pub const MAX_CAPACITY: u64 = 1 << 30;
 /// The largest element alignment supported (the body is 128-byte aligned).
 const MAX_ALIGN: u64 = 128;
 /// Bytes of the control block before the slots.
-const CONTROL_LEN: usize = 640;
+pub(crate) const CONTROL_LEN: usize = 640;
 
 /// A `try_*` call spins this many rounds on a claimed-but-unfinished slot before it checks the
 /// claimer's liveness once and reports `Empty`/`Full`.
@@ -370,7 +370,7 @@ impl Control {
 
 /// Offset of the value in a slot, and the slot's size, for an element of this layout; `None`
 /// for layouts the queue does not support. Never overflows (inputs are `u32`).
-fn slot_geometry(elem_size: u64, elem_align: u64) -> Option<(u64, u64)> {
+pub(crate) fn slot_geometry(elem_size: u64, elem_align: u64) -> Option<(u64, u64)> {
     if !elem_align.is_power_of_two() || elem_align > MAX_ALIGN || elem_size % elem_align != 0 {
         return None;
     }

@@ -138,8 +138,8 @@ const _: () = assert!(std::mem::size_of::<RingCtl>() == RING_CTL_LEN);
 unsafe impl Shared for RingCtl {}
 
 impl RingCtl {
-    /// A zeroed control block on the heap (tests; the region's is zero-filled by the kernel).
-    #[cfg(test)]
+    /// A zeroed control block on the heap (tests and the fuzzer; the region's is zero-filled
+    /// by the kernel).
     pub(crate) fn new() -> RingCtl {
         RingCtl {
             tail: AtomicU64::new(0),
@@ -172,6 +172,20 @@ impl RingCtl {
                 wait::wake(flag, u32::MAX);
             }
         }
+    }
+
+    /// `(head, tail)` as they are now (relaxed loads; tests and the fuzzer's model check).
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn positions(&self) -> (u64, u64) {
+        (self.head.load(Relaxed), self.tail.load(Relaxed))
+    }
+
+    /// Overwrites both positions, as a scribbling peer (or a test setting up a ring that has
+    /// wrapped many times) would.
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn store_positions(&self, head: u64, tail: u64) {
+        self.head.store(head, Release);
+        self.tail.store(tail, Release);
     }
 
     /// Bytes queued now, for `inspect` (relaxed loads; `None` if the indices do not check out).
@@ -442,7 +456,7 @@ impl Producer {
     }
 
     /// Reserve, copy `msg`, commit: `Ok(false)` if it does not fit now.
-    #[cfg(test)]
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn try_push(&mut self, ring: &Ring<'_>, msg: &[u8]) -> Result<bool> {
         if !self.try_reserve(ring, msg.len())? {
             return Ok(false);
@@ -581,7 +595,7 @@ impl Consumer {
     }
 
     /// Peek, copy out, release.
-    #[cfg(test)]
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn try_pop(&mut self, ring: &Ring<'_>) -> Result<Option<Vec<u8>>> {
         let Some(len) = self.try_peek(ring)? else {
             return Ok(None);
@@ -674,8 +688,8 @@ pub(crate) fn block<R>(
     }
 }
 
-/// A ring on the heap, for tests.
-#[cfg(test)]
+/// A ring on the heap, for tests and the fuzzer (`fuzz_api::pipe_records`).
+#[cfg_attr(loom, allow(dead_code))]
 pub(crate) struct HeapRing {
     ctl: RingCtl,
     data: Vec<std::cell::UnsafeCell<u64>>,
@@ -687,10 +701,9 @@ pub(crate) struct HeapRing {
 
 // SAFETY: the data cells are only accessed through `Ring`, whose protocol keeps the producer's
 // and the consumer's bytes apart (that is what the tests check).
-#[cfg(test)]
 unsafe impl Sync for HeapRing {}
 
-#[cfg(test)]
+#[cfg_attr(loom, allow(dead_code))]
 impl HeapRing {
     pub(crate) fn new(size: u64, max: u64) -> HeapRing {
         assert!(size.is_power_of_two() && size >= MIN_SIZE && max + HEADER <= size);
@@ -728,6 +741,13 @@ impl HeapRing {
         // SAFETY: in bounds (`word` is reduced modulo the word count); tests call this while
         // no other thread touches the ring.
         unsafe { *self.data[word % self.data.len()].get() = value }
+    }
+
+    /// Raw read of a data word (modulo the word count), for the fuzzer's seed images.
+    #[cfg(not(loom))]
+    pub(crate) fn word(&self, word: usize) -> u64 {
+        // SAFETY: in bounds, as in `scribble`; callers hold no ring operation in progress.
+        unsafe { *self.data[word % self.data.len()].get() }
     }
 }
 

@@ -236,7 +236,9 @@ fn light_mode() -> bool {
 }
 
 /// The stagger index of a ring's hot lines: FNV-1a of the name, modulo [`STAGGER_STEPS`].
-fn stagger(name: &str) -> u64 {
+/// (The fuzzer picks names by it, so that a given input always finds the lines at the same
+/// offsets.)
+pub(crate) fn stagger(name: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in name.bytes() {
         h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
@@ -250,6 +252,19 @@ fn consumer_offset(k: u64) -> usize {
 
 fn producer_offset(k: u64) -> usize {
     consumer_offset(k) + LINE
+}
+
+/// Body offsets of the consumer's `head` and the producer's `tail` words (each the first word
+/// of its line) in a ring of `spec`: for the fuzzer, which starts rings at arbitrary positions.
+#[cfg_attr(loom, allow(dead_code))] // used by the fuzzer (not built under loom)
+pub(crate) fn position_offsets(spec: &Spec) -> (usize, usize) {
+    #[cfg(not(loom))]
+    const _: () = assert!(
+        std::mem::offset_of!(ConsumerLine, head) == 0
+            && std::mem::offset_of!(ProducerLine, tail) == 0
+    );
+    let k = spec.params[1];
+    (consumer_offset(k), producer_offset(k))
 }
 
 /// Body bytes an spsc spec needs; `None` for anything a creator of this version would not
