@@ -153,9 +153,11 @@ impl Drop for Scratch {
     }
 }
 
-/// Offset of the header's `state` word, which scribbles never touch: a region whose state is
-/// not ready while its creator lives is "being initialised", and `open` waits for it (up to
-/// `INIT_WAIT`, 2 s) by design. The `header` target covers non-ready states.
+/// Offset of the header's `state` word. Scribbles may write it, but never leave it 0: a zero
+/// state while the creator's owner lock is held means "being initialised", and `open` waits
+/// for it (up to `INIT_WAIT`, 2 s) by design, which would only slow the fuzzer down. Any other
+/// value that is not `READY` must be refused at once (`Corrupted`). The `header` target covers
+/// validation of every state.
 const STATE_WORD: std::ops::Range<u64> = 12..16;
 
 /// Writes bytes into an object's file the way a scribbling peer would: through the kernel
@@ -182,19 +184,17 @@ impl Scribbler {
         self.len
     }
 
-    /// Writes `bytes` at `offset` (reduced modulo the file length, cut at its end), leaving
-    /// the header's `state` word alone.
+    /// Writes `bytes` at `offset` (reduced modulo the file length, cut at its end). A header
+    /// `state` left 0 by the write is set to 1 instead (see [`STATE_WORD`]).
     pub(crate) fn write(&self, offset: u64, bytes: &[u8]) {
         let start = offset % self.len;
         let end = (start + bytes.len() as u64).min(self.len);
-        // The parts before and after the state word.
-        for (from, to) in [
-            (start, end.min(STATE_WORD.start)),
-            (start.max(STATE_WORD.end), end),
-        ] {
-            if from < to {
-                let run = &bytes[(from - start) as usize..(to - start) as usize];
-                let _ = self.file.write_at(run, from);
+        let _ = self.file.write_at(&bytes[..(end - start) as usize], start);
+        if start < STATE_WORD.end && end > STATE_WORD.start {
+            let mut state = [0u8; 4];
+            let _ = self.file.read_exact_at(&mut state, STATE_WORD.start);
+            if state == [0; 4] {
+                let _ = self.file.write_at(&1u32.to_le_bytes(), STATE_WORD.start);
             }
         }
     }
@@ -214,10 +214,10 @@ impl Scribbler {
         }
     }
 
-    /// Writes a little-endian `u64` at an exact offset (no reduction; ignored out of range).
+    /// Writes a little-endian `u64` at an exact offset (ignored out of range).
     pub(crate) fn write_u64(&self, offset: u64, value: u64) {
-        if offset + 8 <= self.len && (offset + 8 <= STATE_WORD.start || offset >= STATE_WORD.end) {
-            let _ = self.file.write_at(&value.to_le_bytes(), offset);
+        if offset + 8 <= self.len {
+            self.write(offset, &value.to_le_bytes());
         }
     }
 }

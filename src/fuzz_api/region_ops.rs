@@ -15,8 +15,8 @@
 //! # What one input does
 //! 1. Creates a valid object of the selected kind under a fresh name, `persist`s it and drops
 //!    the creating handle: the region now holds what a well-behaved process left behind.
-//! 2. Writes the patches into the file (as a scribbling peer would; the header's `state` word
-//!    excepted, see [`Scribbler`]): the region is now whatever the fuzzer wants.
+//! 2. Writes the patches into the file (as a scribbling peer would; only a zero header
+//!    `state` is avoided, see [`Scribbler`]): the region is now whatever the fuzzer wants.
 //! 3. Opens two handles (each open must give a handle or a typed error: `Corrupted`,
 //!    `Incompatible` or `Busy`) and runs the script on them: the kind's non-blocking and
 //!    timed operations (timeouts of 0 or 1 ms, see [`Budget`]), holding guards across ops,
@@ -163,17 +163,18 @@ pub(crate) fn hot_words(kind: usize, variant: u8, name: &str) -> Vec<(u64, usize
             };
             let (head, tail) = crate::queue::spsc::position_offsets(&spec);
             let (head, tail) = (head as u64, tail as u64);
+            // Control line: attach words, light words, parked flags; then the positions.
             words(
                 &mut hot,
                 &[
+                    (head, 8),
+                    (tail, 8),
                     (0, 4),
                     (4, 4),
                     (8, 4),
                     (12, 4),
-                    (head, 8),
-                    (head + 8, 4),
-                    (tail, 8),
-                    (tail + 8, 4),
+                    (16, 4),
+                    (20, 4),
                 ],
             );
             let (size, cap) = (if kind == 0 { 8 } else { 0 }, 1u64 << (variant % 5));
@@ -247,6 +248,9 @@ pub(crate) fn hot_words(kind: usize, variant: u8, name: &str) -> Vec<(u64, usize
         12 => words(&mut hot, &[(0, 8)]),
         _ => words(&mut hot, &[(0, 1)]),
     }
+    // The header's state and flags words (a later open must refuse a bad state at once; the
+    // persisted flag decides who unlinks).
+    hot.extend([(12, 4), (28, 4)]);
     hot
 }
 
