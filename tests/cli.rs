@@ -151,7 +151,7 @@ fn list_and_inspect_show_a_live_object_with_its_attached_pids() {
         "element size 8".to_string(),
         "element align 8".to_string(),
         format!("creator pid {me}"),
-        "format version 1".to_string(),
+        format!("format version {}", 2),
         "type u64".to_string(),
         "value 1".to_string(),
     ] {

@@ -263,7 +263,7 @@ fn typed_errors_for_missing_existing_and_incompatible() {
 fn value_header(total_len: u64, state_ready: bool) -> Vec<u8> {
     let mut h = Vec::new();
     h.extend_from_slice(b"IPROC\0\0\x01"); // magic
-    h.extend_from_slice(&1u32.to_le_bytes()); // version
+    h.extend_from_slice(&2u32.to_le_bytes()); // version (FORMAT_VERSION)
     h.extend_from_slice(&(if state_ready { 0x5245_4459u32 } else { 0 }).to_le_bytes());
     h.extend_from_slice(&10u32.to_le_bytes()); // kind: value
     h.extend_from_slice(&8u32.to_le_bytes()); // elem size

@@ -37,7 +37,7 @@ use crate::loom::atomic::{AtomicU32, AtomicU64, Ordering};
 /// Identifies an interproc region.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"IPROC\0\0\x01");
 /// The format version this build reads and writes. Any layout change bumps it.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// `state` once the creator has written everything.
 pub const STATE_READY: u32 = 0x5245_4459; // "READ" as a tag, not 1, so zeroed memory never reads as ready
 /// `flags` bit: the name outlives its creator (`persist`); `gc` never removes it.

@@ -81,6 +81,8 @@ pub fn two_processes<R>(
     parent: impl FnOnce() -> R,
 ) -> (R, u64) {
     let ctl = SharedPage::new(4096);
+    // A pin left by an earlier run would be inherited by the child and put both sides on one CPU.
+    unpin();
     // SAFETY: the benchmark process is single-threaded here; the child only runs `child` and then
     // `_exit`s without unwinding into the parent's state.
     let pid = unsafe { libc::fork() };
@@ -108,6 +110,7 @@ pub fn two_processes<R>(
     }
     ctl.word(GO).store(1, Ordering::Release);
     let r = parent();
+    unpin();
     let mut status = 0;
     // SAFETY: waits for the child made above; `status` is a valid out-pointer.
     unsafe { libc::waitpid(pid, &mut status, 0) };
@@ -122,6 +125,7 @@ pub fn two_processes<R>(
 /// started at once; returns the nanoseconds from the start until the last one finished.
 pub fn n_processes(n: usize, work: impl Fn(usize)) -> u64 {
     let ctl = SharedPage::new(4096);
+    unpin();
     let mut pids = Vec::new();
     for i in 0..n {
         // SAFETY: the benchmark process is single-threaded here; the child only runs `work` and
