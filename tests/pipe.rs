@@ -522,7 +522,8 @@ fn disconnected_after_peer_is_sigkilled() {
     });
     common::wait_timeout(&mut child, PROMPT);
 
-    // Killed while idle: the next send after its death fails, and try_recv notices too.
+    // Killed while idle: a try_recv on the empty ring notices, and from then on every call
+    // of the handle fails, sends with room included.
     let name = names.add("pipe-kill-idle");
     let a = Pipe::create(&name, 4096).unwrap();
     let mut child = common::spawn(test, "ready-then-idle", &name);
@@ -530,8 +531,36 @@ fn disconnected_after_peer_is_sigkilled() {
     a.send(b"while alive").unwrap();
     common::sigkill(child.id());
     common::wait_timeout(&mut child, PROMPT);
-    assert!(matches!(a.send(b"after death"), Err(Error::Disconnected)));
     assert!(matches!(a.try_recv(), Err(Error::Disconnected)));
+    assert!(matches!(a.send(b"after death"), Err(Error::Disconnected)));
+    assert!(matches!(
+        a.try_send(b"after death"),
+        Err(Error::Disconnected)
+    ));
+
+    // Killed while idle, and we only send: sends with room make no syscall and succeed, but
+    // the first full ring reports the death (try_send asks the kernel at most once per
+    // liveness interval, so a few full attempts may say "full" first).
+    let name = names.add("pipe-kill-idle-send");
+    let a = Pipe::create(&name, 4096).unwrap();
+    let mut child = common::spawn(test, "ready-then-idle", &name);
+    assert_eq!(a.recv_timeout(PROMPT).unwrap(), b"ready");
+    common::sigkill(child.id());
+    common::wait_timeout(&mut child, PROMPT);
+    let (mut sent, mut full) = (0, 0);
+    let outcome = loop {
+        match a.try_send(&[9; 500]) {
+            Ok(true) => sent += 1,
+            Ok(false) if full < 10_000 => {
+                full += 1;
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            other => break other,
+        }
+    };
+    assert!(matches!(outcome, Err(Error::Disconnected)), "{outcome:?}");
+    assert!(sent <= 8, "{sent} messages of 500 bytes fit a 4 KiB ring");
+    assert!(matches!(a.send(b"x"), Err(Error::Disconnected)));
 }
 
 #[test]

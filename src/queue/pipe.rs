@@ -3,7 +3,7 @@
 //!
 //! # Layout (the region body)
 //! ```text
-//! 0      EndsCtl        state[2]: u32 per end                         one 128-byte line
+//! 0      EndsCtl        state[2], light[2]: u32 per end               one 128-byte line
 //! 128    RingCtl 0      ring A -> B: tail | head | parked flags       three lines
 //! 512    RingCtl 1      ring B -> A                                    three lines
 //! 1024   data 0         ring A -> B, `size` bytes
@@ -50,23 +50,36 @@
 //!   waiter announced, fenced and re-checks the state: Dekker again), so a blocked peer returns
 //!   at once. A death wakes no one: blocked calls check the role lock at the end of each park
 //!   slice (every 20 ms), so they return within about one slice.
-//! - Non-blocking paths (`send` with room, `try_recv` on an empty ring) read the state word on
-//!   every call (a load of a line nobody writes) but ask the kernel about the role lock
-//!   (`F_OFD_GETLK`, ~0.3 µs) at most once per [`LIVENESS_TICKS`] (a TSC interval of roughly
-//!   20–100 µs), so a peer's death is noticed within that interval plus one call, and a busy
-//!   sender pays well under 1 % for it. Once a check found the peer gone, every later call
-//!   checks again (so it keeps reporting the death, and notices a takeover of the end).
+//! - The fast paths make no syscall and read no clock: `send` with room loads the peer's
+//!   state word (a line nobody writes), so a cleanly dropped peer is seen at once, but a peer
+//!   that *died* is noticed only when the direction fills up. A blocked call checks the role
+//!   lock at each park slice; `try_send` on a full ring and `try_recv` on an empty one ask the
+//!   kernel (`F_OFD_GETLK`, ~0.3 µs) at most once per [`LIVENESS_TICKS`] (a TSC interval of
+//!   roughly 20–100 µs). Once a check found the peer gone, every later call of this handle
+//!   checks again, `send` included (so it keeps reporting the death, and notices a takeover
+//!   of the end).
 //!
 //! # Threads
 //! A `Connection` is `Send + Sync`. The ring algorithm needs one producer and one consumer, so
-//! each end serialises its send side and its receive side with a process-local `std` mutex
-//! (uncontended: two atomic operations; with the hot-side `SeqCst` fence of the ring, about 15
-//! of the ~57 ns a 16-byte in-place message costs on the development VM — an asymmetric scheme
-//! with `membarrier` could remove both, at the price of a biased lock). Blocked calls park
-//! *without* holding it, so `try_recv` from another thread never waits behind a blocked
-//! `recv`. The closures of [`Connection::send_with`] and [`Connection::recv_with`] run while
-//! it is held: they must not call back into the same side of the same end (that would
-//! deadlock).
+//! each end serialises its send side and its receive side with a process-local
+//! [`BiasedLock`]: the first thread to use a side takes it with plain stores and a compiler
+//! fence (no locked instruction, which would stall on the cache line the peer polls); a
+//! second thread ever using that side revokes the bias once (one `membarrier`, a few µs) and
+//! from then on the side costs what a futex mutex costs. Blocked calls park *without*
+//! holding it, so `try_recv` from another thread never waits behind a blocked `recv`. The
+//! closures of [`Connection::send_with`] and [`Connection::recv_with`] run while it is held:
+//! they must not call back into the same side of the same end (that would deadlock).
+//!
+//! # Light ends
+//! An end whose process registered for `membarrier` ([`asym`]) publishes with a compiler
+//! fence only and says so in its `light` word (written before its state word says
+//! `ATTACHED`); a peer about to park reads that word and issues the `membarrier` itself. So
+//! a message costs no full fence on either side while nobody sleeps.
+//!
+//! # Waiting
+//! A blocked `send`/`recv` first polls for about 5 µs ([`QUEUE_SPIN_POLLS`], yielding the CPU
+//! every few polls in case the peer shares it), then announces itself and parks on the
+//! ring's futex flag in 20 ms slices (see [`ring`](super::ring) for the handshake).
 //!
 //! # Zero-copy
 //! `send_with` hands the closure `&mut [u8]` and `recv_with` hands it `&[u8]`, both pointing
@@ -79,7 +92,6 @@
 //! Payloads are 8-byte aligned.
 
 use std::fmt;
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::ring::{block, Consumer, OnGone, Peer, Producer, Ring, RingCtl, HEADER, RING_CTL_LEN};
@@ -88,7 +100,9 @@ use crate::loom::atomic::{
     AtomicU32, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
 };
 use crate::region::{self, Attach, Expect, Kind, Region, Shared, Spec};
-use crate::sync::wait::Waiter;
+use crate::sync::asym;
+use crate::sync::biased::{BiasedGuard, BiasedLock};
+use crate::sync::wait::{Waiter, QUEUE_SPIN_POLLS};
 use crate::sys::cpu::ticks;
 
 /// The smallest `capacity_bytes` (and the smallest `max_message_size()`): 1 KiB.
@@ -128,7 +142,10 @@ const _: () = {
 struct EndsCtl {
     /// `NEVER` / `ATTACHED` / `DETACHED`, written by the end's holder only.
     state: [AtomicU32; 2],
-    _reserved: [AtomicU32; 2],
+    /// [`asym::LIGHT`] while the end's holder publishes (into its send ring) and releases
+    /// (in its receive ring) with a compiler fence only; written by the holder before it
+    /// attaches, read by a peer about to park (see [`asym`]).
+    light: [AtomicU32; 2],
     _pad: [AtomicU64; 14],
 }
 
@@ -348,8 +365,8 @@ pub struct Connection {
     end: u32,
     size: u64,
     max: usize,
-    send: Mutex<Producer>,
-    recv: Mutex<Consumer>,
+    send: BiasedLock<Producer>,
+    recv: BiasedLock<Consumer>,
     /// [`ticks`] of the last liveness syscall (process-local).
     last_check: AtomicU64,
     /// The last liveness syscall found the peer gone: check again on every call until it is
@@ -357,10 +374,12 @@ pub struct Connection {
     seen_gone: AtomicU32,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic in a user closure leaves the ring state consistent (nothing is published or
-    // released before the closure returns), so a poisoned lock is safe to keep using.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
+/// Takes a side's local lock. A panic in a user closure releases it (the guard's drop) and
+/// leaves the ring state consistent: nothing is published or released before the closure
+/// returns.
+#[inline]
+fn lock<T>(m: &BiasedLock<T>) -> BiasedGuard<'_, T> {
+    m.lock()
 }
 
 impl Connection {
@@ -368,15 +387,22 @@ impl Connection {
         let cap = region.spec().capacity;
         let size = ring_size(cap);
         let max = max_message(cap);
-        let producer = Producer::attach(&ring_of(&region, size, max, end as usize))?;
-        let consumer = Consumer::attach(&ring_of(&region, size, max, 1 - end as usize))?;
+        let light = asym::light_mode();
+        let producer = Producer::attach(&ring_of(&region, size, max, end as usize))?.light(light);
+        let consumer =
+            Consumer::attach(&ring_of(&region, size, max, 1 - end as usize))?.light(light);
+        // Before our state word says attached and before any publication (see `asym`).
+        asym::declare(
+            &region.body::<EndsCtl>(ENDS_OFFSET).light[end as usize],
+            light,
+        );
         let conn = Connection {
             region,
             end,
             size,
             max: max as usize,
-            send: Mutex::new(producer),
-            recv: Mutex::new(consumer),
+            send: BiasedLock::new(producer),
+            recv: BiasedLock::new(consumer),
             last_check: AtomicU64::new(0),
             seen_gone: AtomicU32::new(0),
         };
@@ -431,7 +457,10 @@ impl Connection {
                 max: self.max,
             });
         }
-        if self.peer_gone_rate_limited() {
+        // The fast path looks only at the state word and at what this handle already knows;
+        // a death not yet seen is noticed once the ring is full (a blocked send checks at
+        // every slice, `try_send` at most once per liveness interval).
+        if self.detached() || (self.seen_gone.load(Relaxed) != 0 && self.gone()) {
             return Err(Error::Disconnected);
         }
         let ring = self.send_ring();
@@ -447,10 +476,13 @@ impl Connection {
             Ok(Some(r))
         };
         match wait {
-            Wait::Try => attempt(),
+            Wait::Try => match attempt()? {
+                None if self.peer_gone_rate_limited() => Err(Error::Disconnected),
+                sent => Ok(sent),
+            },
             Wait::Block(timeout) => block(
                 ring.ctl().writer_flag(),
-                &mut Waiter::new(timeout),
+                &mut Waiter::with_spin(timeout, QUEUE_SPIN_POLLS),
                 self,
                 OnGone::Fail,
                 attempt,
@@ -483,7 +515,7 @@ impl Connection {
             },
             Wait::Block(timeout) => block(
                 ring.ctl().reader_flag(),
-                &mut Waiter::new(timeout),
+                &mut Waiter::with_spin(timeout, QUEUE_SPIN_POLLS),
                 self,
                 OnGone::Drain,
                 attempt,
@@ -693,6 +725,10 @@ impl Peer for Connection {
         };
         self.seen_gone.store(gone as u32, Relaxed);
         gone
+    }
+
+    fn light_word(&self) -> Option<&AtomicU32> {
+        Some(&self.ends().light[self.peer_end() as usize])
     }
 }
 

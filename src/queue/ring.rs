@@ -42,8 +42,9 @@
 //! # Parking (the lost-wake-up handshake)
 //! A side that finds the ring empty (consumer) or full (producer) spins briefly, then
 //! *announces*: it stores 1 into its flag (`reader_parked` / `writer_parked`), issues a `SeqCst`
-//! fence, and tries again; only if that attempt fails does it `futex_wait(flag, 1)`. The other
-//! side, after every publication (`tail` or `head` store), issues a `SeqCst` fence and loads the
+//! fence (plus `membarrier` if the other side is light, below), and tries again; only if that
+//! attempt fails does it `futex_wait(flag, 1)`. The other side, after every publication (`tail`
+//! or `head` store), issues a `SeqCst` fence (a compiler fence if it is light) and loads the
 //! flag; if it reads 1 it swaps it to 0 and wakes every waiter on it. This is Dekker's pattern:
 //! each side stores, fences, then loads what the other stored, so at least one of them sees the
 //! other (the fences are totally ordered): either the announcer's retry sees the publication,
@@ -53,9 +54,12 @@
 //! the other side clears it and makes one spurious wake syscall; never clearing it ourselves
 //! keeps the protocol correct when several local threads wait on the same flag.
 //!
-//! The fence on the publishing (hot) side is the price of this handshake; it is kept in one
-//! place, [`hot_fence`]. Parking is done in slices (see [`crate::sync::wait`]), so even a wake
-//! that a scribbling peer suppresses costs at most one slice.
+//! The barrier on the publishing (hot) side is the price of this handshake. A side may be
+//! *light* ([`Producer::light`], [`Consumer::light`]): it publishes with a compiler fence only,
+//! and the parking peer, which learns so from the side's light word ([`Peer::light_word`]),
+//! follows its own fence with `membarrier` (see [`asym`] for the argument). Parking is done in
+//! slices (see [`crate::sync::wait`]), so even a wake that a scribbling peer suppresses costs
+//! at most one slice.
 //!
 //! # Untrusted memory
 //! Everything in the ring can be scribbled on by a misbehaving peer. Each shared index and each
@@ -86,6 +90,7 @@ use crate::loom::atomic::{
     Ordering::{Acquire, Relaxed, Release, SeqCst},
 };
 use crate::region::Shared;
+use crate::sync::asym;
 use crate::sync::wait::{self, Park, Waiter};
 
 /// Bytes of a record header.
@@ -318,22 +323,17 @@ impl<'a> Ring<'a> {
     }
 }
 
-/// The full fence after a publication (see the module docs).
-#[inline]
-fn hot_fence() {
-    fence(SeqCst);
-}
-
 /// The full fence after an announcement (see the module docs).
 #[inline]
 pub(crate) fn cold_fence() {
     fence(SeqCst);
 }
 
-/// After publishing: wake the other side if it announced that it parks on `flag`.
+/// After publishing: wake the other side if it announced that it parks on `flag`. The
+/// barrier is a full fence, or a compiler fence for a light side (see [`asym`]).
 #[inline]
-fn wake_if_parked(flag: &AtomicU32) {
-    hot_fence();
+fn wake_if_parked(flag: &AtomicU32, light: bool) {
+    asym::publish_barrier(light);
     // Plain load first: the line stays shared in both caches while nobody parks.
     if flag.load(Relaxed) != 0 && flag.swap(0, Relaxed) != 0 {
         wait::wake(flag, u32::MAX);
@@ -346,6 +346,8 @@ fn wake_if_parked(flag: &AtomicU32) {
 pub(crate) struct Producer {
     tail: u64,
     cached_head: u64,
+    /// Publish with a compiler fence only (see [`Producer::light`]).
+    light: bool,
     /// The payload length `try_reserve` made room for at the tail (`fill`/`commit` check it).
     reserved: Option<u64>,
 }
@@ -359,8 +361,16 @@ impl Producer {
         Ok(Producer {
             tail,
             cached_head: head,
+            light: false,
             reserved: None,
         })
+    }
+
+    /// Makes this producer publish with a compiler fence only. The caller has declared so in
+    /// its light word ([`asym::declare`]) before attaching, and the consumer's parking barrier
+    /// reads that word ([`Peer::light_word`]).
+    pub(crate) fn light(self, light: bool) -> Producer {
+        Producer { light, ..self }
     }
 
     /// True if `n` more bytes fit; re-reads the shared head only when the cached one says no.
@@ -385,7 +395,7 @@ impl Producer {
     fn publish(&mut self, ring: &Ring<'_>, tail: u64) {
         self.tail = tail;
         ring.ctl.tail.store(tail, Release);
-        wake_if_parked(&ring.ctl.reader_parked);
+        wake_if_parked(&ring.ctl.reader_parked, self.light);
     }
 
     /// Makes room for a record of a `len`-byte payload at the tail: `Ok(true)` when the payload
@@ -473,6 +483,8 @@ impl Producer {
 pub(crate) struct Consumer {
     head: u64,
     cached_tail: u64,
+    /// Release with a compiler fence only (see [`Consumer::light`]).
+    light: bool,
     /// The payload length `try_peek` found at the head (`read`/`release` check it).
     peeked: Option<u64>,
 }
@@ -486,8 +498,14 @@ impl Consumer {
         Ok(Consumer {
             head,
             cached_tail: tail,
+            light: false,
             peeked: None,
         })
+    }
+
+    /// Makes this consumer release with a compiler fence only (as [`Producer::light`]).
+    pub(crate) fn light(self, light: bool) -> Consumer {
+        Consumer { light, ..self }
     }
 
     /// Bytes published and not yet consumed; re-reads the shared tail only when the cached one
@@ -514,7 +532,7 @@ impl Consumer {
     fn advance(&mut self, ring: &Ring<'_>, by: u64) {
         self.head = self.head.wrapping_add(by);
         ring.ctl.head.store(self.head, Release);
-        wake_if_parked(&ring.ctl.writer_parked);
+        wake_if_parked(&ring.ctl.writer_parked, self.light);
     }
 
     /// The length of the next message, `None` if there is none now. Skips (and releases) a
@@ -631,6 +649,11 @@ pub(crate) trait Peer {
     fn detached(&self) -> bool;
     /// The peer is gone: detached, or its process died (may cost a syscall).
     fn gone(&self) -> bool;
+    /// The peer's light word ([`asym`]): the parking barrier issues `membarrier` when it says
+    /// the peer publishes with a compiler fence only. `None`: the peer is always heavy.
+    fn light_word(&self) -> Option<&AtomicU32> {
+        None
+    }
 }
 
 /// What a blocked call does once the peer is gone.
@@ -669,7 +692,10 @@ pub(crate) fn block<R>(
         }
         // Announce, then look again (store -> fence -> load; see the module docs).
         flag.store(1, Relaxed);
-        cold_fence();
+        match peer.light_word() {
+            Some(word) => asym::park_barrier(word),
+            None => cold_fence(),
+        }
         if let Some(r) = attempt()? {
             return Ok(r);
         }

@@ -1,6 +1,8 @@
 //! Synchronisation primitives, and the wait loop they share.
 
+pub(crate) mod asym;
 pub(crate) mod barrier;
+pub(crate) mod biased;
 pub(crate) mod condvar;
 pub(crate) mod event;
 pub(crate) mod mutex;

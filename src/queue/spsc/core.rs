@@ -13,13 +13,11 @@ use crate::loom::atomic::{
     fence, AtomicU32, AtomicU64,
     Ordering::{Acquire, Relaxed, Release, SeqCst},
 };
+use crate::sync::asym::{self, park_barrier, publish_barrier};
 use crate::sync::wait::{self, Park, Waiter};
 
 /// Value of a parked flag while its owner is (about to be) asleep on it.
 pub(crate) const PARKED: u32 = 1;
-/// Value of a `*_light` word: that endpoint publishes with a compiler fence only, so a side
-/// about to park must force a barrier on it with `membarrier` (see [`park_barrier`]).
-pub(crate) const LIGHT: u32 = 1;
 
 /// The read-mostly line: who is attached, and who sleeps. Written only on attach and detach
 /// and around a futex sleep; read by both sides on every publication.
@@ -29,7 +27,7 @@ pub(crate) struct ControlLine {
     pub(crate) sender: AtomicU32,
     /// The receiver's attach word; written by the receiver-role holder.
     pub(crate) receiver: AtomicU32,
-    /// [`LIGHT`] while the sender's process elides its publication fence (see
+    /// [`LIGHT`](crate::sync::asym::LIGHT) while the sender's process elides its publication fence (see
     /// [`attach`]); written by the sender-role holder before its attach word.
     pub(crate) sender_light: AtomicU32,
     /// The same for the receiver.
@@ -128,53 +126,13 @@ impl Endpoint {
 }
 
 /// Writes a new attachment into `word` (the caller holds the side's role lock), after
-/// declaring in `light_word` whether this endpoint will publish with a compiler fence only.
-///
-/// The `fence(SeqCst)` between the two stores (and before any publication of this endpoint)
-/// makes the switch safe: a peer that announces parking and then reads the *old* light word
-/// has its fence ordered before ours in the SeqCst order, so every flag load we make after
-/// ours sees its announcement; a peer that reads the new word issues `membarrier`.
+/// declaring in `light_word` whether this endpoint will publish with a compiler fence only
+/// (see [`asym::declare`] for why the order makes the switch safe).
 pub(crate) fn attach(word: &AtomicU32, light_word: &AtomicU32, light: bool) -> u32 {
-    light_word.store(if light { LIGHT } else { 0 }, Relaxed);
-    fence(SeqCst);
+    asym::declare(light_word, light);
     let mine = Endpoint::next_attached(word.load(Relaxed));
     word.store(mine, Release);
     mine
-}
-
-/// The barrier after a publication, before loading the peer's parked flag: a full fence, or,
-/// for a light endpoint, a compiler fence (the parking peer supplies the hardware barrier
-/// with `membarrier`, see [`park_barrier`]).
-#[inline(always)]
-fn publish_barrier(light: bool) {
-    #[cfg(not(loom))]
-    if light {
-        crate::loom::atomic::compiler_fence(SeqCst);
-        return;
-    }
-    // Loom cannot model membarrier: models run every endpoint heavy.
-    #[cfg(loom)]
-    let _ = light;
-    fence(SeqCst);
-}
-
-/// The barrier after announcing "I park", before re-checking the ring and the peer's
-/// attach word: a full fence, plus `membarrier(GLOBAL_EXPEDITED)` if the peer is light.
-///
-/// `membarrier` runs a full barrier on every running thread of every registered process
-/// (the light peer registered before it declared itself light). So the peer's publication
-/// either precedes that barrier (and our re-check sees it) or follows it (and its flag load
-/// sees our announcement). If the kernel refuses the call here although it accepted the
-/// peer's registration (a seccomp filter on this process only), a wake-up may be lost: the
-/// sleep then ends at the slice (20 ms), never later.
-fn park_barrier(peer_light: &AtomicU32) {
-    fence(SeqCst);
-    #[cfg(not(loom))]
-    if peer_light.load(Relaxed) == LIGHT {
-        let _ = crate::sys::membarrier::global_expedited();
-    }
-    #[cfg(loom)]
-    let _ = peer_light;
 }
 
 /// Marks attachment `mine` detached in `word` and wakes the peer parked on `peer_parked`.

@@ -202,6 +202,7 @@ use crate::error::{
 };
 use crate::loom::atomic::Ordering::Relaxed;
 use crate::region::{self, Attach, Expect, Kind, Region, Spec};
+use crate::sync::asym::light_mode;
 use crate::sync::wait::Waiter;
 
 /// The role lock of the sender endpoint.
@@ -223,17 +224,8 @@ const MAX_ALIGN: usize = 128;
 const LIVENESS_INTERVAL_MS: u64 = 1;
 /// The most polls a tight polling loop goes between two clock reads (see [`LiveGate`]).
 const MAX_CLOCK_SKIP: u32 = 15;
-/// Polls (one `spin_loop` hint apart) a blocking call makes before the default backoff and
-/// the futex sleep: about 5 µs on current x86 cores (a `pause` takes ~40 ns), longer than a
-/// round trip to a peer that is running, far shorter than a sleep and a wake-up (~20 µs here).
-const SPIN_POLLS: u32 = 128;
-
-/// True if this process may publish with a compiler fence only: it registered (once) to
-/// receive `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)` barriers from parking peers.
-fn light_mode() -> bool {
-    static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *REGISTERED.get_or_init(|| crate::sys::membarrier::register_global_expedited().is_ok())
-}
+/// Polls a blocking call makes before the default backoff and the futex sleep.
+const SPIN_POLLS: u32 = crate::sync::wait::QUEUE_SPIN_POLLS;
 
 /// The stagger index of a ring's hot lines: FNV-1a of the name, modulo [`STAGGER_STEPS`].
 /// (The fuzzer picks names by it, so that a given input always finds the lines at the same

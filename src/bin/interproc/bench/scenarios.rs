@@ -605,28 +605,39 @@ fn fmt_size(size: usize) -> String {
     }
 }
 
-/// Round trips of `size`-byte messages over one duplex `Pipe` (blocking `recv`: a short spin,
-/// then a futex park). Returns per-round-trip nanoseconds.
+/// Round trips of `size`-byte messages over one duplex `Pipe`, both processes pinned (a
+/// blocking `recv` polls for a few microseconds before it parks, so this is a spinning
+/// scenario). Like the pipe(2) baseline, each side copies the message out into its own buffer
+/// (`recv_with`) and sends from a buffer. Returns per-round-trip nanoseconds.
 fn pipe_ping_pong(round_trips: u64, size: usize) -> super::harness::Percentiles {
     let name = unique("pipe-rtt");
     let parent = interproc::Pipe::create(&name, PIPE_CAPACITY).expect("create pipe");
     let msg = vec![7u8; size];
     let (samples, _) = two_processes(
-        false,
+        true,
         || {
             let child = interproc::Pipe::open(&name).expect("open pipe");
+            let mut buf = vec![0u8; size];
             for _ in 0..round_trips {
-                let m = child.recv().expect("recv");
-                child.send(&m).expect("send");
+                let n = child
+                    .recv_with(|m| {
+                        buf[..m.len()].copy_from_slice(m);
+                        m.len()
+                    })
+                    .expect("recv");
+                child.send(&buf[..n]).expect("send");
             }
             0
         },
         || {
             let mut samples = Vec::with_capacity(round_trips as usize);
+            let mut buf = vec![0u8; size];
             for _ in 0..round_trips {
                 let t = now_ns();
                 parent.send(&msg).expect("send");
-                let _ = parent.recv().expect("recv");
+                parent
+                    .recv_with(|m| buf[..m.len()].copy_from_slice(m))
+                    .expect("recv");
                 samples.push(now_ns() - t);
             }
             samples
