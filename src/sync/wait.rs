@@ -89,8 +89,9 @@ impl Waiter {
         }
     }
 
-    /// A waiter that never spins (the loom models: spinning only multiplies interleavings).
-    #[cfg(loom)]
+    /// A waiter that never spins: its first [`spin`](Self::spin) says "park". For callers
+    /// that asked not to poll (more processes than cores, or power over latency), and for
+    /// the loom models (spinning only multiplies interleavings).
     pub fn without_spin(timeout: Option<Duration>) -> Waiter {
         Waiter {
             step: SPIN_STEPS + YIELD_STEPS,

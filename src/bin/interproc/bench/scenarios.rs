@@ -293,13 +293,25 @@ fn spsc_throughput(e: Effort) -> Vec<Row> {
 /// the two sides to distinct CPUs, as their baselines do (`raw_ping_pong`, and
 /// `futex_round_trip` with a spin phase). Unpinned, the child would inherit the CPU the
 /// previous pinned run left the parent on, and both sides would share one CPU.
-fn spsc_ping_pong(round_trips: u64, spin: bool) -> super::harness::Percentiles {
+/// How the spsc ping-pong waits for each answer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RtMode {
+    /// `try_recv` in a loop (both processes pinned).
+    Spin,
+    /// Blocking `recv`: polls a few µs, then sleeps (both processes pinned).
+    Blocking,
+    /// Blocking `recv` with `set_spin(false)`: both sides sleep every time (not pinned).
+    Sleeping,
+}
+
+fn spsc_ping_pong(round_trips: u64, mode: RtMode) -> super::harness::Percentiles {
     use interproc::spsc::{Receiver, Sender};
     let (ping, pong) = (unique("ping"), unique("pong"));
     let ping_tx = Sender::<u64>::create(&ping, 64).expect("create ping");
     let pong_rx = Receiver::<u64>::create(&pong, 64).expect("create pong");
+    pong_rx.set_spin(mode != RtMode::Sleeping);
     let recv = |rx: &Receiver<u64>| -> u64 {
-        if spin {
+        if mode == RtMode::Spin {
             loop {
                 if let Ok(v) = rx.try_recv() {
                     return v;
@@ -311,9 +323,10 @@ fn spsc_ping_pong(round_trips: u64, spin: bool) -> super::harness::Percentiles {
         }
     };
     let (samples, _) = two_processes(
-        true,
+        mode != RtMode::Sleeping,
         || {
             let rx = Receiver::<u64>::open(&ping).expect("open ping");
+            rx.set_spin(mode != RtMode::Sleeping);
             let tx = Sender::<u64>::open(&pong).expect("open pong");
             for _ in 0..round_trips {
                 let v = recv(&rx);
@@ -343,7 +356,7 @@ fn spsc_round_trip(e: Effort) -> Vec<Row> {
         let b = baseline::raw_ping_pong(n);
         b50.push(b.at(0.5));
         b999.push(b.at(0.999));
-        let o = spsc_ping_pong(n, true);
+        let o = spsc_ping_pong(n, RtMode::Spin);
         o50.push(o.at(0.5));
         o999.push(o.at(0.999));
     }
@@ -351,7 +364,12 @@ fn spsc_round_trip(e: Effort) -> Vec<Row> {
     let (mut f50, mut p50) = (vec![], vec![]);
     for _ in 0..e.reps {
         f50.push(baseline::futex_round_trip(m as u32, 2_000).at(0.5));
-        p50.push(spsc_ping_pong(m, false).at(0.5));
+        p50.push(spsc_ping_pong(m, RtMode::Blocking).at(0.5));
+    }
+    let (mut s50, mut q50) = (vec![], vec![]);
+    for _ in 0..e.reps {
+        s50.push(baseline::futex_round_trip(m as u32, 0).at(0.5));
+        q50.push(spsc_ping_pong(m, RtMode::Sleeping).at(0.5));
     }
     let row = |scenario: &str, ours: Vec<f64>, base_name: &str, base: Vec<f64>, target| Row {
         scenario: scenario.into(),
@@ -382,6 +400,13 @@ fn spsc_round_trip(e: Effort) -> Vec<Row> {
             p50,
             "spin-then-futex RT p50",
             f50,
+            Some(1.0 / 1.2),
+        ),
+        row(
+            "spsc RT p50, both sides sleep",
+            q50,
+            "futex RT p50, both sleep",
+            s50,
             Some(1.0 / 1.2),
         ),
     ]
@@ -498,7 +523,7 @@ fn iceoryx2(e: Effort) -> Vec<Row> {
     let (ours, base) = interleave(
         e.reps,
         || peer("rtt", n, "p50_ns"),
-        || spsc_ping_pong(n, true).at(0.5),
+        || spsc_ping_pong(n, RtMode::Spin).at(0.5),
     );
     if !failed.replace(false) {
         rows.push(Row {
