@@ -81,8 +81,8 @@ use crate::loom::atomic::{
     AtomicU32, AtomicU64,
     Ordering::{AcqRel, Acquire, Relaxed},
 };
-use crate::region::{self, registry::MAX_PARTICIPANTS, Attach, Expect, Kind, Region, Shared};
-use crate::region::{Spec, Token};
+use crate::object::{self, Object};
+use crate::region::{registry::MAX_PARTICIPANTS, Kind, LayoutFn, Region, Shared, Spec, Token};
 use crate::sync::wait::{self, Park, Wait, Waiter};
 
 /// Bytes of the body: `state`, `seq`, reserved up to 128, then `arrivals[128]`.
@@ -434,31 +434,25 @@ pub struct Barrier {
     n: u32,
 }
 
-impl Barrier {
-    fn spec(n: u32) -> Spec {
-        Spec {
-            kind: Kind::Barrier,
-            elem_size: 0,
-            elem_align: 1,
-            capacity: n as u64,
-            params: [0; 4],
-            body_len: BODY_LEN,
+impl Object for Barrier {
+    /// The parties per generation.
+    type Args = u32;
+    const KIND: Kind = Kind::Barrier;
+    const LAYOUT: &'static LayoutFn = &layout;
+
+    fn capacity(n: u32) -> Result<u64> {
+        if n == 0 {
+            return Err(Error::InvalidArgument(
+                "a barrier needs at least one party".into(),
+            ));
         }
+        Ok(n as u64)
     }
 
-    fn expect() -> Expect<'static> {
-        Expect {
-            kind: Kind::Barrier,
-            elem_size: 0,
-            elem_align: 1,
-            body_len: &layout,
-        }
-    }
+    // `init` writes nothing: the kernel zero-fills the region (generation 0, nobody arrived).
 
     fn attach(region: Region) -> Result<Barrier> {
-        let me = region
-            .token()
-            .ok_or_else(|| Error::corrupted("participant handle without a token"))?;
+        let me = object::participant(&region)?;
         // `layout` accepted the capacity, so it is 1..=u32::MAX.
         let n = u32::try_from(region.spec().capacity)
             .ok()
@@ -468,16 +462,9 @@ impl Barrier {
         b.state().adopt(me);
         Ok(b)
     }
+}
 
-    fn check(n: u32) -> Result<()> {
-        if n == 0 {
-            return Err(Error::InvalidArgument(
-                "a barrier needs at least one party".into(),
-            ));
-        }
-        Ok(())
-    }
-
+impl Barrier {
     fn state(&self) -> &State<MAX_PARTICIPANTS> {
         self.region.body(0)
     }
@@ -488,10 +475,7 @@ impl Barrier {
     /// [`Error::InvalidArgument`] if `n` is 0; [`Error::InvalidName`], [`Error::AlreadyExists`],
     /// [`Error::Io`].
     pub fn create(name: &str, n: u32) -> Result<Barrier> {
-        Self::check(n)?;
-        // The kernel zero-fills the region: generation 0, nobody arrived.
-        let region = Region::create(name, &Self::spec(n), region::create_mode(), |_| Ok(()))?;
-        Self::attach(region)
+        object::create(name, n)
     }
 
     /// Opens the existing barrier `name` (with the `n` it was created with).
@@ -500,7 +484,7 @@ impl Barrier {
     /// [`Error::NotFound`]; [`Error::Incompatible`] if `name` is another kind of object;
     /// [`Error::Corrupted`] if its region does not check out.
     pub fn open(name: &str) -> Result<Barrier> {
-        Self::attach(Region::open(name, &Self::expect(), Attach::Participant)?)
+        object::open(name)
     }
 
     /// Opens `name`, creating it for `n` parties if it does not exist (race-free). An existing
@@ -509,15 +493,7 @@ impl Barrier {
     /// # Errors
     /// As [`Barrier::open`] and [`Barrier::create`].
     pub fn open_or_create(name: &str, n: u32) -> Result<Barrier> {
-        Self::check(n)?;
-        let region = Region::open_or_create(
-            name,
-            &Self::spec(n),
-            &Self::expect(),
-            region::create_mode(),
-            |_| Ok(()),
-        )?;
-        Self::attach(region)
+        object::open_or_create(name, n)
     }
 
     /// Waits (parked on a futex) until all `n` parties have called `wait`, then returns in all
@@ -556,23 +532,13 @@ impl Barrier {
         self.state().snapshot().1
     }
 
-    /// The object's name.
-    pub fn name(&self) -> &str {
-        self.region.name()
-    }
-
-    /// Hands the name up: it outlives this handle.
-    pub fn persist(&self) {
-        self.region.persist()
-    }
+    object::name_and_persist!();
 }
 
 impl fmt::Debug for Barrier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (generation, waiting) = self.state().snapshot();
-        f.debug_struct("Barrier")
-            .field("name", &self.name())
-            .field("kind", &"barrier")
+        object::debug_struct(f, "Barrier", &self.region)
             .field("parties", &self.n)
             .field("waiting", &waiting)
             .field("generation", &generation)

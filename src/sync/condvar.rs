@@ -55,7 +55,8 @@ use super::mutex::{wake, MutexGuard, Parker};
 use super::wait::Park;
 use crate::error::Result;
 use crate::loom::atomic::{AtomicU32, Ordering};
-use crate::region::{self, Attach, Expect, Kind, Region, Shared, Spec};
+use crate::object::{self, Object};
+use crate::region::{Kind, LayoutFn, Region, Shared, Spec};
 
 /// Bytes of the body: one 128-byte line.
 const BODY_LEN: u64 = 128;
@@ -177,35 +178,24 @@ pub struct Condvar {
     region: Region,
 }
 
+impl Object for Condvar {
+    type Args = ();
+    const KIND: Kind = Kind::Condvar;
+    const LAYOUT: &'static LayoutFn = &layout;
+
+    fn attach(region: Region) -> Result<Condvar> {
+        Ok(Condvar { region })
+    }
+}
+
 impl Condvar {
-    fn spec() -> Spec {
-        Spec {
-            kind: Kind::Condvar,
-            elem_size: 0,
-            elem_align: 1,
-            capacity: 1,
-            params: [0; 4],
-            body_len: BODY_LEN,
-        }
-    }
-
-    fn expect() -> Expect<'static> {
-        Expect {
-            kind: Kind::Condvar,
-            elem_size: 0,
-            elem_align: 1,
-            body_len: &layout,
-        }
-    }
-
     /// Creates the condvar `name`.
     ///
     /// # Errors
     /// [`Error::InvalidName`](crate::Error::InvalidName),
     /// [`Error::AlreadyExists`](crate::Error::AlreadyExists), [`Error::Io`](crate::Error::Io).
     pub fn create(name: &str) -> Result<Condvar> {
-        let region = Region::create(name, &Self::spec(), region::create_mode(), |_| Ok(()))?;
-        Ok(Condvar { region })
+        object::create(name, ())
     }
 
     /// Opens the existing condvar `name`.
@@ -214,8 +204,7 @@ impl Condvar {
     /// [`Error::NotFound`](crate::Error::NotFound); [`Error::Incompatible`](crate::Error::Incompatible)
     /// if `name` is another kind of object; [`Error::Corrupted`](crate::Error::Corrupted).
     pub fn open(name: &str) -> Result<Condvar> {
-        let region = Region::open(name, &Self::expect(), Attach::Participant)?;
-        Ok(Condvar { region })
+        object::open(name)
     }
 
     /// Opens `name`, creating it if it does not exist (race-free).
@@ -223,14 +212,7 @@ impl Condvar {
     /// # Errors
     /// As [`Condvar::open`] and [`Condvar::create`].
     pub fn open_or_create(name: &str) -> Result<Condvar> {
-        let region = Region::open_or_create(
-            name,
-            &Self::spec(),
-            &Self::expect(),
-            region::create_mode(),
-            |_| Ok(()),
-        )?;
-        Ok(Condvar { region })
+        object::open_or_create(name, ())
     }
 
     fn raw(&self) -> &RawCondvar {
@@ -325,23 +307,12 @@ impl Condvar {
         self.raw().notify(u32::MAX);
     }
 
-    /// The object's name.
-    pub fn name(&self) -> &str {
-        self.region.name()
-    }
-
-    /// Hands the name up: it outlives this handle.
-    pub fn persist(&self) {
-        self.region.persist()
-    }
+    object::name_and_persist!();
 }
 
 impl fmt::Debug for Condvar {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Condvar")
-            .field("name", &self.name())
-            .field("kind", &"condvar")
-            .finish()
+        object::debug_struct(f, "Condvar", &self.region).finish()
     }
 }
 
@@ -392,7 +363,7 @@ mod tests {
 
     #[test]
     fn layout_accepts_only_the_condvar_shape() {
-        let mut spec = Condvar::spec();
+        let mut spec = object::spec::<Condvar>(()).unwrap();
         assert_eq!(layout(&spec), Some(BODY_LEN));
         spec.elem_size = 4;
         assert_eq!(layout(&spec), None);

@@ -51,7 +51,8 @@ use crate::loom::atomic::{
     AtomicU32,
     Ordering::{AcqRel, Acquire, Relaxed},
 };
-use crate::region::{self, Attach, Expect, Kind, Region, Shared, Spec};
+use crate::object::{self, Object};
+use crate::region::{Kind, LayoutFn, Region, Shared, Spec};
 use crate::sync::wait::{self, Park, Wait, Waiter};
 
 /// The flag.
@@ -210,27 +211,24 @@ pub struct Event {
     region: Region,
 }
 
+impl Object for Event {
+    type Args = ();
+    const KIND: Kind = Kind::Event;
+    const LAYOUT: &'static LayoutFn = &layout;
+
+    fn capacity(_: ()) -> Result<u64> {
+        Ok(0)
+    }
+
+    // `init` writes nothing: the kernel zero-fills the region, and a zero word is "clear,
+    // nobody parked".
+
+    fn attach(region: Region) -> Result<Event> {
+        Ok(Event { region })
+    }
+}
+
 impl Event {
-    fn spec() -> Spec {
-        Spec {
-            kind: Kind::Event,
-            elem_size: 0,
-            elem_align: 1,
-            capacity: 0,
-            params: [0; 4],
-            body_len: BODY_LEN,
-        }
-    }
-
-    fn expect() -> Expect<'static> {
-        Expect {
-            kind: Kind::Event,
-            elem_size: 0,
-            elem_align: 1,
-            body_len: &layout,
-        }
-    }
-
     fn state(&self) -> &State {
         self.region.body(0)
     }
@@ -241,9 +239,7 @@ impl Event {
     /// [`Error::InvalidName`](crate::Error::InvalidName),
     /// [`Error::AlreadyExists`](crate::Error::AlreadyExists), [`Error::Io`](crate::Error::Io).
     pub fn create(name: &str) -> Result<Event> {
-        // The kernel zero-fills the region: a zero word is "clear, nobody parked".
-        let region = Region::create(name, &Self::spec(), region::create_mode(), |_| Ok(()))?;
-        Ok(Event { region })
+        object::create(name, ())
     }
 
     /// Opens the existing event `name`.
@@ -253,8 +249,7 @@ impl Event {
     /// [`Error::Incompatible`](crate::Error::Incompatible) if `name` is another kind of object;
     /// [`Error::Corrupted`](crate::Error::Corrupted) if its region does not check out.
     pub fn open(name: &str) -> Result<Event> {
-        let region = Region::open(name, &Self::expect(), Attach::Participant)?;
-        Ok(Event { region })
+        object::open(name)
     }
 
     /// Opens `name`, creating it (clear) if it does not exist (race-free).
@@ -262,14 +257,7 @@ impl Event {
     /// # Errors
     /// As [`Event::open`] and [`Event::create`].
     pub fn open_or_create(name: &str) -> Result<Event> {
-        let region = Region::open_or_create(
-            name,
-            &Self::spec(),
-            &Self::expect(),
-            region::create_mode(),
-            |_| Ok(()),
-        )?;
-        Ok(Event { region })
+        object::open_or_create(name, ())
     }
 
     /// Sets the flag and wakes every waiter (a futex syscall only if one is parked).
@@ -300,22 +288,12 @@ impl Event {
         self.state().wait(&mut Waiter::new(Some(timeout)))
     }
 
-    /// The object's name.
-    pub fn name(&self) -> &str {
-        self.region.name()
-    }
-
-    /// Hands the name up: it outlives this handle.
-    pub fn persist(&self) {
-        self.region.persist()
-    }
+    object::name_and_persist!();
 }
 
 impl fmt::Debug for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Event")
-            .field("name", &self.name())
-            .field("kind", &"event")
+        object::debug_struct(f, "Event", &self.region)
             .field("set", &(self.state().word.load(Relaxed) & SET != 0))
             .finish()
     }

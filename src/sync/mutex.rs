@@ -75,7 +75,8 @@ use bytemuck::Pod;
 use super::wait::{self, Park, Waiter};
 use crate::error::{Error, Result};
 use crate::loom::atomic::{AtomicU32, Ordering};
-use crate::region::{self, Attach, Expect, Kind, Region, Shared, Spec, Token};
+use crate::object::{self, Object};
+use crate::region::{Kind, LayoutFn, Region, Shared, Spec, Token};
 
 /// Bits of the lock word that hold the owner's token.
 pub(crate) const TOKEN_MASK: u32 = (1 << 29) - 1;
@@ -464,60 +465,44 @@ unsafe impl<T: Pod + Send> Send for Mutex<T> {}
 // SAFETY: as above.
 unsafe impl<T: Pod + Send> Sync for Mutex<T> {}
 
-impl<T: Pod> Mutex<T> {
-    fn spec() -> Spec {
-        let size = std::mem::size_of::<T>() as u32;
-        Spec {
-            kind: Kind::Mutex,
-            elem_size: size,
-            elem_align: std::mem::align_of::<T>() as u32,
-            capacity: 1,
-            params: [0; 4],
-            body_len: DATA_OFFSET + size as u64,
-        }
+impl<T: Pod> Object for Mutex<T> {
+    type Args = T;
+    const KIND: Kind = Kind::Mutex;
+    const ELEM_SIZE: u32 = std::mem::size_of::<T>() as u32;
+    const ELEM_ALIGN: u32 = std::mem::align_of::<T>() as u32;
+    const LAYOUT: &'static LayoutFn = &layout;
+
+    fn check_type() -> Result<()> {
+        check_data_type::<T>()
     }
 
-    fn expect() -> Expect<'static> {
-        Expect {
-            kind: Kind::Mutex,
-            elem_size: std::mem::size_of::<T>() as u32,
-            elem_align: std::mem::align_of::<T>() as u32,
-            body_len: &layout,
-        }
-    }
-
-    fn init(region: &Region, value: T) {
+    fn init(region: &Region, value: T) -> Result<()> {
         let ptr = region.body_ptr(DATA_OFFSET as usize) as *mut T;
         // SAFETY: the body holds DATA_OFFSET + size_of::<T>() bytes (the spec says so and the
         // region was created from it); the data offset is 128-aligned from a page-aligned
         // mapping and align_of::<T>() <= 128 (checked); nobody else can see the region before
         // it is published.
         unsafe { ptr.write(value) };
+        Ok(())
     }
 
-    fn from_region(region: Region) -> Result<Mutex<T>> {
-        let me = region
-            .token()
-            .ok_or_else(|| Error::corrupted("participant handle without a token"))?;
+    fn attach(region: Region) -> Result<Mutex<T>> {
         Ok(Mutex {
+            me: object::participant(&region)?,
             region,
-            me,
             _t: PhantomData,
         })
     }
+}
 
+impl<T: Pod> Mutex<T> {
     /// Creates the mutex `name` holding `value`.
     ///
     /// # Errors
     /// [`Error::InvalidName`], [`Error::AlreadyExists`], [`Error::InvalidArgument`] if `T` is
     /// larger than 1 GiB or aligned to more than 128 bytes, [`Error::Io`].
     pub fn create(name: &str, value: T) -> Result<Mutex<T>> {
-        check_data_type::<T>()?;
-        let region = Region::create(name, &Self::spec(), region::create_mode(), |r| {
-            Self::init(r, value);
-            Ok(())
-        })?;
-        Self::from_region(region)
+        object::create(name, value)
     }
 
     /// Opens the existing mutex `name`.
@@ -527,8 +512,7 @@ impl<T: Pod> Mutex<T> {
     /// holds data of another size or alignment; [`Error::Corrupted`] if its region does not
     /// check out; [`Error::Busy`] if 128 handles are attached already.
     pub fn open(name: &str) -> Result<Mutex<T>> {
-        check_data_type::<T>()?;
-        Self::from_region(Region::open(name, &Self::expect(), Attach::Participant)?)
+        object::open(name)
     }
 
     /// Opens `name`, creating it with `value` if it does not exist (safe when processes race:
@@ -537,18 +521,7 @@ impl<T: Pod> Mutex<T> {
     /// # Errors
     /// As [`Mutex::open`] and [`Mutex::create`].
     pub fn open_or_create(name: &str, value: T) -> Result<Mutex<T>> {
-        check_data_type::<T>()?;
-        let region = Region::open_or_create(
-            name,
-            &Self::spec(),
-            &Self::expect(),
-            region::create_mode(),
-            |r| {
-                Self::init(r, value);
-                Ok(())
-            },
-        )?;
-        Self::from_region(region)
+        object::open_or_create(name, value)
     }
 
     pub(crate) fn raw(&self) -> &RawMutex {
@@ -666,22 +639,12 @@ impl<T: Pod> Mutex<T> {
         self.raw().clear_poison();
     }
 
-    /// The object's name.
-    pub fn name(&self) -> &str {
-        self.region.name()
-    }
-
-    /// Hands the name up: it outlives this handle.
-    pub fn persist(&self) {
-        self.region.persist()
-    }
+    object::name_and_persist!();
 }
 
 impl<T: Pod> fmt::Debug for Mutex<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Mutex")
-            .field("name", &self.name())
-            .field("kind", &"mutex")
+        object::debug_struct(f, "Mutex", &self.region)
             .field("type", &std::any::type_name::<T>())
             .field("poisoned", &self.is_poisoned())
             .finish()
@@ -718,9 +681,9 @@ impl<'a, T: Pod> MutexGuard<'a, T> {
 impl<T: Pod> Deref for MutexGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        // SAFETY: the pointer is in bounds and aligned (see `Mutex::init`); the lock is held by
-        // this guard, so no protocol-following peer writes the data while the reference lives;
-        // `T: Pod` makes whatever bits a rogue peer may leave a valid `T`.
+        // SAFETY: the pointer is in bounds and aligned (see `init` in `impl Object for Mutex`);
+        // the lock is held by this guard, so no protocol-following peer writes the data while
+        // the reference lives; `T: Pod` makes whatever bits a rogue peer may leave a valid `T`.
         unsafe { &*self.mutex.data_ptr() }
     }
 }

@@ -93,13 +93,16 @@ use bytemuck::Pod;
 
 use super::mutex::{check_data_type, data_layout, owner_dead, region_liveness, wake, Parker};
 use super::wait::Park;
-use crate::error::{Error, Result};
+#[cfg(doc)]
+use crate::error::Error; // the `# Errors` sections link to it
+use crate::error::Result;
 use crate::loom::atomic::{
     AtomicU32, AtomicU64,
     Ordering::{Relaxed, SeqCst},
 };
+use crate::object::{self, Object};
 use crate::region::registry::MAX_PARTICIPANTS;
-use crate::region::{self, Attach, Expect, Kind, Region, Shared, Spec, Token};
+use crate::region::{Kind, LayoutFn, Region, Shared, Spec, Token};
 
 /// Bits of `state` that hold the writer's token.
 const TOKEN_MASK: u32 = (1 << 29) - 1;
@@ -584,40 +587,28 @@ unsafe impl<T: Pod + Send> Send for RwLock<T> {}
 // SAFETY: as above.
 unsafe impl<T: Pod + Send + Sync> Sync for RwLock<T> {}
 
-impl<T: Pod> RwLock<T> {
-    fn spec() -> Spec {
-        let size = std::mem::size_of::<T>() as u32;
-        Spec {
-            kind: Kind::RwLock,
-            elem_size: size,
-            elem_align: std::mem::align_of::<T>() as u32,
-            capacity: 1,
-            params: [0; 4],
-            body_len: DATA_OFFSET + size as u64,
-        }
+impl<T: Pod> Object for RwLock<T> {
+    type Args = T;
+    const KIND: Kind = Kind::RwLock;
+    const ELEM_SIZE: u32 = std::mem::size_of::<T>() as u32;
+    const ELEM_ALIGN: u32 = std::mem::align_of::<T>() as u32;
+    const LAYOUT: &'static LayoutFn = &layout;
+
+    fn check_type() -> Result<()> {
+        check_data_type::<T>()
     }
 
-    fn expect() -> Expect<'static> {
-        Expect {
-            kind: Kind::RwLock,
-            elem_size: std::mem::size_of::<T>() as u32,
-            elem_align: std::mem::align_of::<T>() as u32,
-            body_len: &layout,
-        }
-    }
-
-    fn init(region: &Region, value: T) {
+    fn init(region: &Region, value: T) -> Result<()> {
         let ptr = region.body_ptr(DATA_OFFSET as usize) as *mut T;
         // SAFETY: the body holds DATA_OFFSET + size_of::<T>() bytes; the data offset is a
         // multiple of 128 from a page-aligned mapping and align_of::<T>() <= 128 (checked);
         // nobody else sees the region before it is published.
         unsafe { ptr.write(value) };
+        Ok(())
     }
 
-    fn from_region(region: Region) -> Result<RwLock<T>> {
-        let me = region
-            .token()
-            .ok_or_else(|| Error::corrupted("participant handle without a token"))?;
+    fn attach(region: Region) -> Result<RwLock<T>> {
+        let me = object::participant(&region)?;
         let lock = RwLock {
             region,
             me,
@@ -626,19 +617,16 @@ impl<T: Pod> RwLock<T> {
         lock.raw().attach(me);
         Ok(lock)
     }
+}
 
+impl<T: Pod> RwLock<T> {
     /// Creates the rwlock `name` holding `value`.
     ///
     /// # Errors
     /// [`Error::InvalidName`], [`Error::AlreadyExists`], [`Error::InvalidArgument`] if `T` is
     /// larger than 1 GiB or aligned to more than 128 bytes, [`Error::Io`].
     pub fn create(name: &str, value: T) -> Result<RwLock<T>> {
-        check_data_type::<T>()?;
-        let region = Region::create(name, &Self::spec(), region::create_mode(), |r| {
-            Self::init(r, value);
-            Ok(())
-        })?;
-        Self::from_region(region)
+        object::create(name, value)
     }
 
     /// Opens the existing rwlock `name`.
@@ -648,8 +636,7 @@ impl<T: Pod> RwLock<T> {
     /// holds data of another size or alignment; [`Error::Corrupted`]; [`Error::Busy`] if 128
     /// handles are attached already.
     pub fn open(name: &str) -> Result<RwLock<T>> {
-        check_data_type::<T>()?;
-        Self::from_region(Region::open(name, &Self::expect(), Attach::Participant)?)
+        object::open(name)
     }
 
     /// Opens `name`, creating it with `value` if it does not exist (race-free).
@@ -657,18 +644,7 @@ impl<T: Pod> RwLock<T> {
     /// # Errors
     /// As [`RwLock::open`] and [`RwLock::create`].
     pub fn open_or_create(name: &str, value: T) -> Result<RwLock<T>> {
-        check_data_type::<T>()?;
-        let region = Region::open_or_create(
-            name,
-            &Self::spec(),
-            &Self::expect(),
-            region::create_mode(),
-            |r| {
-                Self::init(r, value);
-                Ok(())
-            },
-        )?;
-        Self::from_region(region)
+        object::open_or_create(name, value)
     }
 
     fn raw(&self) -> RawRwLock<'_> {
@@ -791,22 +767,12 @@ impl<T: Pod> RwLock<T> {
         self.raw().clear_poison();
     }
 
-    /// The object's name.
-    pub fn name(&self) -> &str {
-        self.region.name()
-    }
-
-    /// Hands the name up: it outlives this handle.
-    pub fn persist(&self) {
-        self.region.persist()
-    }
+    object::name_and_persist!();
 }
 
 impl<T: Pod> fmt::Debug for RwLock<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RwLock")
-            .field("name", &self.name())
-            .field("kind", &"rwlock")
+        object::debug_struct(f, "RwLock", &self.region)
             .field("type", &std::any::type_name::<T>())
             .field("poisoned", &self.is_poisoned())
             .finish()
@@ -826,8 +792,9 @@ unsafe impl<T: Pod + Sync> Sync for RwLockReadGuard<'_, T> {}
 impl<T: Pod> Deref for RwLockReadGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        // SAFETY: in bounds and aligned (see `RwLock::init`); the read lock excludes writers
-        // that follow the protocol while the reference lives; any bits are a valid `T: Pod`.
+        // SAFETY: in bounds and aligned (see `init` in `impl Object for RwLock`); the read lock
+        // excludes writers that follow the protocol while the reference lives; any bits are a
+        // valid `T: Pod`.
         unsafe { &*self.lock.data_ptr() }
     }
 }
@@ -1039,7 +1006,7 @@ mod tests {
 
     #[test]
     fn layout_never_panics() {
-        let mut spec = RwLock::<u64>::spec();
+        let mut spec = object::spec::<RwLock<u64>>(0).unwrap();
         assert_eq!(layout(&spec), Some(DATA_OFFSET + 8));
         spec.elem_size = u32::MAX;
         assert_eq!(layout(&spec), None);

@@ -90,13 +90,15 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+#[cfg(doc)]
+use crate::error::Error; // the `# Errors` sections link to it
+use crate::error::Result;
 use crate::loom::atomic::{
     AtomicU32, AtomicU64,
     Ordering::{AcqRel, Acquire, Relaxed, Release},
 };
-use crate::region::{self, registry::MAX_PARTICIPANTS, Attach, Expect, Kind, Region, Shared};
-use crate::region::{Spec, Token};
+use crate::object::{self, Object};
+use crate::region::{registry::MAX_PARTICIPANTS, Kind, LayoutFn, Region, Shared, Spec, Token};
 use crate::sync::wait::{self, Park, Wait, Waiter};
 
 /// Bytes of the body: `count`, `seq`, reserved up to 128, then `held[128]`.
@@ -441,45 +443,33 @@ pub struct Semaphore {
     me: Token,
 }
 
-impl Semaphore {
-    fn spec(permits: u32) -> Spec {
-        Spec {
-            kind: Kind::Semaphore,
-            elem_size: 0,
-            elem_align: 1,
-            capacity: permits as u64,
-            params: [0; 4],
-            body_len: BODY_LEN,
-        }
+impl Object for Semaphore {
+    /// The initial permits.
+    type Args = u32;
+    const KIND: Kind = Kind::Semaphore;
+    const LAYOUT: &'static LayoutFn = &layout;
+
+    fn capacity(permits: u32) -> Result<u64> {
+        Ok(permits as u64)
     }
 
-    fn expect() -> Expect<'static> {
-        Expect {
-            kind: Kind::Semaphore,
-            elem_size: 0,
-            elem_align: 1,
-            body_len: &layout,
-        }
-    }
-
-    fn init(permits: u32) -> impl Fn(&Region) -> Result<()> {
-        move |r: &Region| {
-            r.body::<State<MAX_PARTICIPANTS>>(0)
-                .count
-                .store(join(permits, 0), Relaxed);
-            Ok(())
-        }
+    fn init(region: &Region, permits: u32) -> Result<()> {
+        region
+            .body::<State<MAX_PARTICIPANTS>>(0)
+            .count
+            .store(join(permits, 0), Relaxed);
+        Ok(())
     }
 
     fn attach(region: Region) -> Result<Semaphore> {
-        let me = region
-            .token()
-            .ok_or_else(|| Error::corrupted("participant handle without a token"))?;
+        let me = object::participant(&region)?;
         let sem = Semaphore { region, me };
         sem.state().adopt(me);
         Ok(sem)
     }
+}
 
+impl Semaphore {
     fn state(&self) -> &State<MAX_PARTICIPANTS> {
         self.region.body(0)
     }
@@ -494,13 +484,7 @@ impl Semaphore {
     /// # Errors
     /// [`Error::InvalidName`], [`Error::AlreadyExists`], [`Error::Io`].
     pub fn create(name: &str, permits: u32) -> Result<Semaphore> {
-        let region = Region::create(
-            name,
-            &Self::spec(permits),
-            region::create_mode(),
-            Self::init(permits),
-        )?;
-        Self::attach(region)
+        object::create(name, permits)
     }
 
     /// Opens the existing semaphore `name`.
@@ -510,7 +494,7 @@ impl Semaphore {
     /// [`Error::Corrupted`] if its region does not check out; [`Error::Busy`] if 128 handles
     /// are attached already.
     pub fn open(name: &str) -> Result<Semaphore> {
-        Self::attach(Region::open(name, &Self::expect(), Attach::Participant)?)
+        object::open(name)
     }
 
     /// Opens `name`, creating it with `permits` permits if it does not exist (race-free; an
@@ -519,14 +503,7 @@ impl Semaphore {
     /// # Errors
     /// As [`Semaphore::open`] and [`Semaphore::create`].
     pub fn open_or_create(name: &str, permits: u32) -> Result<Semaphore> {
-        let region = Region::open_or_create(
-            name,
-            &Self::spec(permits),
-            &Self::expect(),
-            region::create_mode(),
-            Self::init(permits),
-        )?;
-        Self::attach(region)
+        object::open_or_create(name, permits)
     }
 
     /// Takes a permit, waiting (parked on a futex) as long as none is available.
@@ -583,15 +560,7 @@ impl Semaphore {
         self.state().recover(self.me, &alive)
     }
 
-    /// The object's name.
-    pub fn name(&self) -> &str {
-        self.region.name()
-    }
-
-    /// Hands the name up: it outlives this handle.
-    pub fn persist(&self) {
-        self.region.persist()
-    }
+    object::name_and_persist!();
 }
 
 impl Drop for Semaphore {
@@ -603,9 +572,7 @@ impl Drop for Semaphore {
 impl fmt::Debug for Semaphore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.state();
-        f.debug_struct("Semaphore")
-            .field("name", &self.name())
-            .field("kind", &"semaphore")
+        object::debug_struct(f, "Semaphore", &self.region)
             .field("available", &s.available())
             .field("waiters", &s.waiters())
             .field("held", &s.held_by(self.me))
@@ -616,6 +583,7 @@ impl fmt::Debug for Semaphore {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use crate::error::Error;
     use std::sync::atomic::{AtomicU32 as StdU32, Ordering::SeqCst};
     use std::sync::Arc;
 
