@@ -679,8 +679,8 @@ mod loom_tests {
                     let b = b.clone();
                     thread::spawn(move || {
                         let mut w = ModelWaiter {
-                            slices: false,
                             parks: Some(0),
+                            ..ModelWaiter::blocking()
                         };
                         b.wait(token(me), 2, &mut w, &all_alive)
                     })

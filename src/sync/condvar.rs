@@ -46,13 +46,13 @@
 //! mutexes with one condvar is not detected (std panics); it only makes wake-ups spurious.
 
 use std::fmt;
-use std::sync::{LockResult, PoisonError};
+use std::sync::LockResult;
 use std::time::{Duration, Instant};
 
 use bytemuck::Pod;
 
-use super::mutex::{wake, MutexGuard, Parker};
-use super::wait::Park;
+use super::mutex::{lock_result, MutexGuard};
+use super::wait::{self, Park, Wait};
 use crate::error::Result;
 use crate::loom::atomic::{AtomicU32, Ordering};
 use crate::object::{self, Object};
@@ -85,7 +85,7 @@ impl RawCondvar {
         self.waiters.fetch_add(1, Ordering::SeqCst);
         let seq = self.seq.load(Ordering::SeqCst);
         unlock();
-        let mut w = Parker::new(timeout);
+        let mut w = wait::waiter(timeout);
         let timed_out = loop {
             if self.seq.load(Ordering::Acquire) != seq {
                 break false;
@@ -109,7 +109,7 @@ impl RawCondvar {
         // `waiters`, so a waiter that missed our `seq` bump is seen here even under
         // acquire/release reasoning (see the module doc).
         if self.waiters.fetch_add(0, Ordering::SeqCst) != 0 {
-            wake(&self.seq, n);
+            wait::wake(&self.seq, n);
         }
     }
 }
@@ -235,11 +235,7 @@ impl Condvar {
     /// `Err(PoisonError)` (holding the re-locked guard) if the mutex is poisoned.
     pub fn wait<'a, T: Pod>(&self, guard: MutexGuard<'a, T>) -> LockResult<MutexGuard<'a, T>> {
         self.wait_inner(&guard, None);
-        if guard.mutex().is_poisoned() {
-            Err(PoisonError::new(guard))
-        } else {
-            Ok(guard)
-        }
+        lock_result(guard.mutex().is_poisoned(), guard)
     }
 
     /// As [`Condvar::wait`], but gives up after `timeout` (the re-lock itself is not timed,
@@ -253,11 +249,7 @@ impl Condvar {
         timeout: Duration,
     ) -> LockResult<(MutexGuard<'a, T>, WaitTimeoutResult)> {
         let timed_out = WaitTimeoutResult(self.wait_inner(&guard, Some(timeout)));
-        if guard.mutex().is_poisoned() {
-            Err(PoisonError::new((guard, timed_out)))
-        } else {
-            Ok((guard, timed_out))
-        }
+        lock_result(guard.mutex().is_poisoned(), (guard, timed_out))
     }
 
     /// Waits while `condition` holds for the data, re-checking after every wake-up.

@@ -72,7 +72,7 @@ use std::time::Duration;
 
 use bytemuck::Pod;
 
-use super::wait::{self, Park, Waiter};
+use super::wait::{self, Park, Wait};
 use crate::error::{Error, Result};
 use crate::loom::atomic::{AtomicU32, Ordering};
 use crate::object::{self, Object};
@@ -92,58 +92,26 @@ pub(crate) const MAX_DATA: u32 = 1 << 30;
 // ---------------------------------------------------------------------------------------------
 // Helpers shared with condvar.rs and rwlock.rs.
 
-/// The wait loop of the locks: [`Waiter`]'s spin and sliced parks, with a loom model twist.
-///
-/// Under loom, an *untimed* wait sleeps on the model futex (`crate::loom::futex`), which wakes
-/// at most `n` waiters as the kernel does, with no timeout: a protocol that loses a wake-up deadlocks the model
-/// (loom reports it) instead of being rescued by the next slice. A *timed* wait returns from
-/// every park at once, as if a slice had ended (the model clock never reaches a deadline),
-/// which lets models explore the liveness re-check that a slice end triggers. Every park
-/// returns [`Park::Slice`] under loom, so that re-check follows every wake. Loom models never
-/// spin.
-pub(crate) struct Parker {
-    w: Waiter,
-    #[cfg(loom)]
-    timed: bool,
-}
-
-impl Parker {
-    /// A parker that gives up after `timeout` (`None`: never).
-    pub(crate) fn new(timeout: Option<Duration>) -> Parker {
-        Parker {
-            #[cfg(not(loom))]
-            w: Waiter::new(timeout),
-            #[cfg(loom)]
-            w: Waiter::without_spin(timeout),
-            #[cfg(loom)]
-            timed: timeout.is_some(),
-        }
-    }
-
-    /// One backoff step; false once the spin budget is spent (park next).
-    pub(crate) fn spin(&mut self) -> bool {
-        self.w.spin()
-    }
-
-    /// Sleeps while `*word == expected`, one slice at most (see [`Waiter::park`]).
-    pub(crate) fn park(&mut self, word: &AtomicU32, expected: u32) -> Park {
-        #[cfg(loom)]
-        {
-            if self.timed {
-                crate::loom::hint::yield_now();
-            } else {
-                crate::loom::futex::wait(word, expected, None);
-            }
-            Park::Slice
-        }
-        #[cfg(not(loom))]
-        self.w.park(word, expected)
+/// `Ok(guard)`, or, if the lock is `poisoned`, `Err(PoisonError)` carrying the guard (as std's
+/// locks return theirs).
+pub(crate) fn lock_result<G>(poisoned: bool, guard: G) -> LockResult<G> {
+    if poisoned {
+        Err(PoisonError::new(guard))
+    } else {
+        Ok(guard)
     }
 }
 
-/// Wakes up to `n` threads parked on `word` by a [`Parker`].
-pub(crate) fn wake(word: &AtomicU32, n: u32) {
-    wait::wake(word, n);
+/// What a `try_*` or `*_timeout` call returns: [`TryLockError::WouldBlock`] unless `locked`,
+/// else the guard (poisoned or not) that `guard` makes once the lock is held.
+pub(crate) fn try_result<G>(
+    locked: bool,
+    guard: impl FnOnce() -> LockResult<G>,
+) -> TryLockResult<G> {
+    if !locked {
+        return Err(TryLockError::WouldBlock);
+    }
+    Ok(guard()?)
 }
 
 /// True if the raw owner token `raw` cannot name a live participant: not a valid token, or the
@@ -258,7 +226,7 @@ impl RawMutex {
 
     #[cold]
     fn lock_slow(&self, me: u32, timeout: Option<Duration>, alive: &dyn Fn(u32) -> bool) -> bool {
-        let mut w = Parker::new(timeout);
+        let mut w = wait::waiter(timeout);
         // Once we announced ourselves, we acquire with PARKED set (see the module doc).
         let mut announced = false;
         // Check the owner's liveness before the first park, then after every slice.
@@ -333,7 +301,7 @@ impl RawMutex {
                     if cur & PARKED != 0 {
                         // Crash tests: released, the sleeper not woken yet.
                         crate::failpoint::hit("mutex.unlock.before_wake");
-                        wake(&self.lock, 1);
+                        wait::wake(&self.lock, 1);
                     }
                     return;
                 }
@@ -552,11 +520,7 @@ impl<T: Pod> Mutex<T> {
             panicking: std::thread::panicking(),
             _not_send: PhantomData,
         };
-        if self.raw().is_poisoned() {
-            Err(PoisonError::new(guard))
-        } else {
-            Ok(guard)
-        }
+        lock_result(self.raw().is_poisoned(), guard)
     }
 
     /// Acquires the lock, blocking until it is free (or its holder is proven dead).
@@ -579,10 +543,7 @@ impl<T: Pod> Mutex<T> {
     /// [`TryLockError::Poisoned`] as for [`Mutex::lock`].
     pub fn try_lock(&self) -> TryLockResult<MutexGuard<'_, T>> {
         let alive = region_liveness(&self.region);
-        if !self.raw().try_lock(self.me(), &alive) {
-            return Err(TryLockError::WouldBlock);
-        }
-        Ok(self.guard()?)
+        try_result(self.raw().try_lock(self.me(), &alive), || self.guard())
     }
 
     /// Acquires the lock, waiting at most `timeout`.
@@ -608,10 +569,9 @@ impl<T: Pod> Mutex<T> {
     /// ```
     pub fn lock_timeout(&self, timeout: Duration) -> TryLockResult<MutexGuard<'_, T>> {
         let alive = region_liveness(&self.region);
-        if !self.raw().lock(self.me(), Some(timeout), &alive) {
-            return Err(TryLockError::WouldBlock);
-        }
-        Ok(self.guard()?)
+        try_result(self.raw().lock(self.me(), Some(timeout), &alive), || {
+            self.guard()
+        })
     }
 
     /// True if the mutex is poisoned (a holder died or panicked while holding it).

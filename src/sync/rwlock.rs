@@ -86,13 +86,17 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
-use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
+#[cfg(doc)]
+use std::sync::TryLockError; // the `# Errors` sections link to it
+use std::sync::{LockResult, TryLockResult};
 use std::time::Duration;
 
 use bytemuck::Pod;
 
-use super::mutex::{check_data_type, data_layout, owner_dead, region_liveness, wake, Parker};
-use super::wait::Park;
+use super::mutex::{
+    check_data_type, data_layout, lock_result, owner_dead, region_liveness, try_result,
+};
+use super::wait::{self, Park, Wait};
 #[cfg(doc)]
 use crate::error::Error; // the `# Errors` sections link to it
 use crate::error::Result;
@@ -259,7 +263,7 @@ impl RawRwLock<'_> {
         let Some(mut s) = self.read_attempt(me) else {
             return true;
         };
-        let mut w = Parker::new(timeout);
+        let mut w = wait::waiter(timeout);
         let mut check = true;
         loop {
             if !w.spin() {
@@ -311,7 +315,7 @@ impl RawRwLock<'_> {
             let s = self.w.state.load(SeqCst);
             if owner(s) != 0 && s & HELD == 0 {
                 self.w.drain.fetch_add(1, SeqCst);
-                wake(&self.w.drain, 1);
+                wait::wake(&self.w.drain, 1);
             }
         }
     }
@@ -365,7 +369,7 @@ impl RawRwLock<'_> {
         timeout: Option<Duration>,
         alive: &dyn Fn(u32) -> bool,
     ) -> bool {
-        let mut w = Parker::new(timeout);
+        let mut w = wait::waiter(timeout);
         loop {
             // Phase 1: put our token in `state`.
             let mut check = true;
@@ -479,7 +483,7 @@ impl RawRwLock<'_> {
             match self.w.state.compare_exchange(s, 0, SeqCst, SeqCst) {
                 Ok(_) => {
                     if s & PARKED != 0 {
-                        wake(&self.w.state, u32::MAX);
+                        wait::wake(&self.w.state, u32::MAX);
                     }
                     return;
                 }
@@ -664,11 +668,7 @@ impl<T: Pod> RwLock<T> {
             lock: self,
             _not_send: PhantomData,
         };
-        if self.raw().is_poisoned() {
-            Err(PoisonError::new(guard))
-        } else {
-            Ok(guard)
-        }
+        lock_result(self.raw().is_poisoned(), guard)
     }
 
     fn write_guard(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
@@ -677,11 +677,7 @@ impl<T: Pod> RwLock<T> {
             panicking: std::thread::panicking(),
             _not_send: PhantomData,
         };
-        if self.raw().is_poisoned() {
-            Err(PoisonError::new(guard))
-        } else {
-            Ok(guard)
-        }
+        lock_result(self.raw().is_poisoned(), guard)
     }
 
     /// Takes a shared read lock, blocking while a writer holds the lock or waits for it.
@@ -702,10 +698,7 @@ impl<T: Pod> RwLock<T> {
     /// [`TryLockError::Poisoned`] as for [`RwLock::read`].
     pub fn try_read(&self) -> TryLockResult<RwLockReadGuard<'_, T>> {
         let alive = region_liveness(&self.region);
-        if !self.raw().try_read(self.me, &alive) {
-            return Err(TryLockError::WouldBlock);
-        }
-        Ok(self.read_guard()?)
+        try_result(self.raw().try_read(self.me, &alive), || self.read_guard())
     }
 
     /// Takes a read lock, waiting at most `timeout`.
@@ -715,10 +708,9 @@ impl<T: Pod> RwLock<T> {
     /// [`RwLock::read`].
     pub fn read_timeout(&self, timeout: Duration) -> TryLockResult<RwLockReadGuard<'_, T>> {
         let alive = region_liveness(&self.region);
-        if !self.raw().read(self.me, Some(timeout), &alive) {
-            return Err(TryLockError::WouldBlock);
-        }
-        Ok(self.read_guard()?)
+        try_result(self.raw().read(self.me, Some(timeout), &alive), || {
+            self.read_guard()
+        })
     }
 
     /// Takes the exclusive write lock, blocking until no reader or writer holds it.
@@ -738,10 +730,7 @@ impl<T: Pod> RwLock<T> {
     /// [`TryLockError::Poisoned`] as for [`RwLock::write`].
     pub fn try_write(&self) -> TryLockResult<RwLockWriteGuard<'_, T>> {
         let alive = region_liveness(&self.region);
-        if !self.raw().try_write(self.me, &alive) {
-            return Err(TryLockError::WouldBlock);
-        }
-        Ok(self.write_guard()?)
+        try_result(self.raw().try_write(self.me, &alive), || self.write_guard())
     }
 
     /// Takes the write lock, waiting at most `timeout`. While it waits, new readers wait too.
@@ -751,10 +740,9 @@ impl<T: Pod> RwLock<T> {
     /// [`RwLock::write`].
     pub fn write_timeout(&self, timeout: Duration) -> TryLockResult<RwLockWriteGuard<'_, T>> {
         let alive = region_liveness(&self.region);
-        if !self.raw().write(self.me, Some(timeout), &alive) {
-            return Err(TryLockError::WouldBlock);
-        }
-        Ok(self.write_guard()?)
+        try_result(self.raw().write(self.me, Some(timeout), &alive), || {
+            self.write_guard()
+        })
     }
 
     /// True if a writer died or panicked while holding the lock (until cleared).
@@ -862,6 +850,7 @@ impl<T: Pod> fmt::Debug for RwLockWriteGuard<'_, T> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use std::sync::TryLockError;
     use std::time::Instant;
 
     fn name(tag: &str) -> String {

@@ -774,8 +774,8 @@ mod loom_tests {
             let s2 = s.clone();
             let t = thread::spawn(move || s2.release(token(1)));
             let mut w = ModelWaiter {
-                slices: false,
                 parks: Some(0),
+                ..ModelWaiter::blocking()
             };
             let got = s.acquire(token(0), &mut w, &all_alive);
             t.join().unwrap();
@@ -805,7 +805,7 @@ mod loom_tests {
                         let me = token(slot);
                         let mut w = ModelWaiter {
                             slices: true,
-                            parks: None,
+                            ..ModelWaiter::blocking()
                         };
                         assert!(s.acquire(me, &mut w, &|t| t != dead));
                         assert_eq!(inside.fetch_add(1, SeqCst), 0, "permit returned twice");

@@ -77,15 +77,6 @@ impl Waiter {
         }
     }
 
-    /// A waiter that never spins (the loom models: spinning only multiplies interleavings).
-    #[cfg(loom)]
-    pub fn without_spin(timeout: Option<Duration>) -> Waiter {
-        Waiter {
-            step: SPIN_STEPS + YIELD_STEPS,
-            ..Waiter::with_spin(timeout, 0)
-        }
-    }
-
     /// One backoff step. Returns `false` once the spin budget is spent: park next.
     pub fn spin(&mut self) -> bool {
         if self.polls > 0 {
@@ -149,30 +140,66 @@ impl Wait for Waiter {
     }
 }
 
-/// A [`Wait`] for loom models: never spins; parks untimed on the model futex (a missing wake
-/// is a deadlock), or, with `slices`, returns [`Park::Slice`] at once (the model of "a slice ran
-/// out": the caller re-checks liveness); after `parks` parks it reports [`Park::TimedOut`].
-#[cfg(all(test, loom))]
+/// The waiter of a protocol core that is handed a timeout rather than a [`Wait`] (the locks and
+/// the condvar, which make their waiter on the slow path only, so that an uncontended call never
+/// reads the clock): [`Waiter::new`], or under loom `ModelWaiter::for_timeout`.
+#[cfg(not(loom))]
+pub(crate) fn waiter(timeout: Option<Duration>) -> impl Wait {
+    Waiter::new(timeout)
+}
+
+/// Under loom: [`ModelWaiter::for_timeout`] (see the non-loom twin).
+#[cfg(loom)]
+pub(crate) fn waiter(timeout: Option<Duration>) -> impl Wait {
+    ModelWaiter::for_timeout(timeout)
+}
+
+/// A [`Wait`] for loom models: never spins (spinning only multiplies interleavings); parks
+/// untimed on the model futex (`crate::loom::futex`, which wakes at most `n` waiters as the
+/// kernel does: a protocol that loses a wake-up deadlocks the model, and loom reports it,
+/// instead of being rescued by the next slice), or, with `slices`, returns [`Park::Slice`] at
+/// once (the model of "a slice ran out": the caller re-checks liveness); after `parks` parks it
+/// reports [`Park::TimedOut`].
+#[cfg(loom)]
 #[derive(Debug)]
 pub struct ModelWaiter {
     /// Park in slices (yield, then `Slice`) instead of blocking.
     pub slices: bool,
     /// Parks left before `TimedOut` (`None`: never times out).
     pub parks: Option<u32>,
+    /// Report a wake from an untimed park as [`Park::Slice`] too, so the caller re-checks
+    /// liveness after every park.
+    pub wake_as_slice: bool,
 }
 
-#[cfg(all(test, loom))]
+#[cfg(loom)]
 impl ModelWaiter {
-    /// Blocks untimed on every park, never times out.
+    /// Blocks untimed on every park, never times out (the models of the cores that take a
+    /// [`Wait`]).
+    #[cfg(test)]
     pub fn blocking() -> ModelWaiter {
         ModelWaiter {
             slices: false,
             parks: None,
+            wake_as_slice: false,
+        }
+    }
+
+    /// The model of `Waiter::new(timeout)` that [`waiter`] gives the lock cores under loom. An
+    /// *untimed* wait blocks on the model futex. A *timed* wait returns from every park at
+    /// once, as if a slice had ended (the model clock never reaches a deadline), which lets
+    /// models explore the liveness re-check that a slice end triggers. Every park returns
+    /// [`Park::Slice`], so that re-check follows every wake.
+    pub fn for_timeout(timeout: Option<Duration>) -> ModelWaiter {
+        ModelWaiter {
+            slices: timeout.is_some(),
+            parks: None,
+            wake_as_slice: true,
         }
     }
 }
 
-#[cfg(all(test, loom))]
+#[cfg(loom)]
 impl Wait for ModelWaiter {
     fn spin(&mut self) -> bool {
         false
@@ -185,11 +212,15 @@ impl Wait for ModelWaiter {
             *n -= 1;
         }
         if self.slices {
-            loom::thread::yield_now();
+            hint::yield_now();
             return Park::Slice;
         }
         futex::wait(word, expected, None);
-        Park::Woken
+        if self.wake_as_slice {
+            Park::Slice
+        } else {
+            Park::Woken
+        }
     }
 }
 
