@@ -239,20 +239,10 @@ impl<const N: usize> State<N> {
 
     /// The leader's second step: tell the waiters, waking them if any parked.
     fn complete(&self) {
-        let mut seq = self.seq.load(Relaxed);
-        loop {
-            let new = seq.wrapping_add(SEQ_ONE) & !PARKED;
-            // Release: a waiter that sees the new `seq` sees the new generation.
-            match self.seq.compare_exchange_weak(seq, new, AcqRel, Relaxed) {
-                Ok(_) => {
-                    if seq & PARKED != 0 {
-                        wait::wake(&self.seq, u32::MAX);
-                    }
-                    return;
-                }
-                Err(actual) => seq = actual,
-            }
-        }
+        // Release (the CAS is AcqRel): a waiter that sees the new `seq` sees the new generation.
+        wait::update_and_wake_all(&self.seq, PARKED, |seq| {
+            Some(seq.wrapping_add(SEQ_ONE) & !PARKED)
+        });
     }
 
     /// Withdraws `me`'s arrival in `generation` after a timeout: `Err(Timeout)`, or `Ok(false)`

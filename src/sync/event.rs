@@ -49,7 +49,7 @@ use std::time::Duration;
 use crate::error::Result;
 use crate::loom::atomic::{
     AtomicU32,
-    Ordering::{AcqRel, Acquire, Relaxed},
+    Ordering::{Acquire, Relaxed},
 };
 use crate::object::{self, Object};
 use crate::region::{Kind, LayoutFn, Region, Shared, Spec};
@@ -94,42 +94,17 @@ impl State {
 
     /// Sets the flag; wakes every parked waiter if any parked.
     fn set(&self) {
-        let mut cur = self.word.load(Relaxed);
-        loop {
-            // Even an already-set event takes the CAS (cur → cur): it is a release operation,
-            // so this setter's writes are published like the first setter's.
-            let new = (cur | SET) & !PARKED;
-            match self.word.compare_exchange_weak(cur, new, AcqRel, Relaxed) {
-                Ok(_) => {
-                    if cur & PARKED != 0 {
-                        wait::wake(&self.word, u32::MAX);
-                    }
-                    return;
-                }
-                Err(actual) => cur = actual,
-            }
-        }
+        // Even an already-set event takes the CAS (cur → cur): it is a release operation, so
+        // this setter's writes are published like the first setter's.
+        wait::update_and_wake_all(&self.word, PARKED, |cur| Some((cur | SET) & !PARKED));
     }
 
-    /// Clears the flag (a clear event stays as it is).
+    /// Clears the flag (a clear event stays as it is). SET and PARKED together is a scribble:
+    /// the clear then wakes whoever might sleep on it.
     fn clear(&self) {
-        let mut cur = self.word.load(Relaxed);
-        loop {
-            if cur & SET == 0 {
-                return;
-            }
-            let new = (cur & !(SET | PARKED)).wrapping_add(EPOCH_ONE);
-            match self.word.compare_exchange_weak(cur, new, AcqRel, Relaxed) {
-                Ok(_) => {
-                    // SET and PARKED together is a scribble: wake whoever might sleep on it.
-                    if cur & PARKED != 0 {
-                        wait::wake(&self.word, u32::MAX);
-                    }
-                    return;
-                }
-                Err(actual) => cur = actual,
-            }
-        }
+        wait::update_and_wake_all(&self.word, PARKED, |cur| {
+            (cur & SET != 0).then(|| (cur & !(SET | PARKED)).wrapping_add(EPOCH_ONE))
+        });
     }
 
     /// What a waiter starts from: the word as it is now.

@@ -24,7 +24,7 @@
 
 use std::time::Duration;
 
-use crate::loom::atomic::AtomicU32;
+use crate::loom::atomic::{AtomicU32, Ordering};
 use crate::loom::futex::{self, WaitResult};
 use crate::loom::hint;
 
@@ -227,6 +227,32 @@ impl Wait for ModelWaiter {
 /// Wakes up to `n` waiters parked on `word`.
 pub fn wake(word: &AtomicU32, n: u32) -> usize {
     futex::wake(word, n)
+}
+
+/// The publishing step of a word whose waiters announce themselves with a `parked` bit in it
+/// before they sleep on it: moves `word` from its value `cur` to `next(cur)` with one CAS
+/// (`AcqRel`, retried while others change the word; `next` returning `None` leaves the word
+/// alone), then, if the value it replaced had `parked` set, wakes every waiter parked on it.
+/// A waiter that set `parked` before this CAS is woken; one that tries after it fails its own
+/// CAS (the word changed) and re-checks; the futex refuses to sleep on a changed word.
+pub(crate) fn update_and_wake_all(
+    word: &AtomicU32,
+    parked: u32,
+    mut next: impl FnMut(u32) -> Option<u32>,
+) {
+    let mut cur = word.load(Ordering::Relaxed);
+    loop {
+        let Some(new) = next(cur) else { return };
+        match word.compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Relaxed) {
+            Ok(_) => {
+                if cur & parked != 0 {
+                    wake(word, u32::MAX);
+                }
+                return;
+            }
+            Err(actual) => cur = actual,
+        }
+    }
 }
 
 #[cfg(all(test, not(loom)))]
