@@ -614,17 +614,10 @@ mod tests {
 mod loom_tests {
     use super::*;
     use crate::loom::atomic::Ordering::SeqCst;
+    use crate::sync::model::{all_alive, token};
     use crate::sync::wait::ModelWaiter;
     use loom::sync::Arc;
     use loom::thread;
-
-    fn token(slot: u32) -> Token {
-        Token::new(slot, 1)
-    }
-
-    fn all_alive(_: Token) -> bool {
-        true
-    }
 
     /// Two parties, two generations: nobody passes a generation before the other arrived in
     /// it, one leader per generation, and no lost wake-up (parks are untimed).

@@ -366,22 +366,9 @@ mod tests {
 mod loom_tests {
     use super::super::mutex::RawMutex;
     use super::*;
-    use crate::region::Token;
+    use crate::sync::model::{get, set, token};
     use loom::cell::UnsafeCell;
     use loom::sync::Arc;
-
-    /// Reads a model cell. Loom checks that the access is ordered after every conflicting one
-    /// (a race fails the model), which is what the lock under test must guarantee.
-    fn get<V: Copy>(c: &UnsafeCell<V>) -> V {
-        // SAFETY: loom tracks every access to the cell and fails the model on a race.
-        c.with(|p| unsafe { *p })
-    }
-
-    /// Writes a model cell (see [`get`]).
-    fn set<V>(c: &UnsafeCell<V>, v: V) {
-        // SAFETY: loom tracks every access to the cell and fails the model on a race.
-        c.with_mut(|p| unsafe { *p = v })
-    }
 
     struct Shared {
         m: RawMutex,
@@ -419,8 +406,8 @@ mod loom_tests {
                 ready: UnsafeCell::new(false),
             });
             let s2 = s.clone();
-            let waiter = loom::thread::spawn(move || wait_for_ready(&s2, Token::new(1, 1).raw()));
-            set_ready(&s, Token::new(2, 1).raw(), notify_under_lock);
+            let waiter = loom::thread::spawn(move || wait_for_ready(&s2, token(1).raw()));
+            set_ready(&s, token(2).raw(), notify_under_lock);
             // A lost wake-up leaves the waiter parked forever: loom reports a deadlock.
             waiter.join().unwrap();
         });

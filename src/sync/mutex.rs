@@ -858,26 +858,10 @@ mod tests {
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::*;
+    use crate::sync::model::{get, set, token};
     use loom::cell::UnsafeCell;
     use loom::sync::atomic::AtomicBool;
     use loom::sync::Arc;
-
-    /// Reads a model cell. Loom checks that the access is ordered after every conflicting one
-    /// (a race fails the model), which is what the lock under test must guarantee.
-    fn get<V: Copy>(c: &UnsafeCell<V>) -> V {
-        // SAFETY: loom tracks every access to the cell and fails the model on a race.
-        c.with(|p| unsafe { *p })
-    }
-
-    /// Writes a model cell (see [`get`]).
-    fn set<V>(c: &UnsafeCell<V>, v: V) {
-        // SAFETY: loom tracks every access to the cell and fails the model on a race.
-        c.with_mut(|p| unsafe { *p = v })
-    }
-
-    fn token(slot: u32) -> u32 {
-        Token::new(slot, 1).raw()
-    }
 
     struct Shared {
         raw: RawMutex,
@@ -913,10 +897,10 @@ mod loom_tests {
             let handles: Vec<_> = (1..3)
                 .map(|slot| {
                     let s = s.clone();
-                    loom::thread::spawn(move || s.increment(token(slot)))
+                    loom::thread::spawn(move || s.increment(token(slot).raw()))
                 })
                 .collect();
-            s.increment(token(3));
+            s.increment(token(3).raw());
             for h in handles {
                 h.join().unwrap();
             }
@@ -933,10 +917,10 @@ mod loom_tests {
         loom::model(|| {
             let s = Shared::new();
             s.alive[0].store(false, Ordering::SeqCst);
-            s.raw.lock.store(token(0), Ordering::SeqCst);
+            s.raw.lock.store(token(0).raw(), Ordering::SeqCst);
             let s2 = s.clone();
-            let h = loom::thread::spawn(move || s2.increment(token(1)));
-            s.increment(token(2));
+            let h = loom::thread::spawn(move || s2.increment(token(1).raw()));
+            s.increment(token(2).raw());
             h.join().unwrap();
             assert_eq!(get(&s.data), 2);
             assert!(s.raw.is_poisoned());
@@ -952,14 +936,14 @@ mod loom_tests {
         loom::model(|| {
             let s = Shared::new();
             let s2 = s.clone();
-            let owner = token(1);
+            let owner = token(1).raw();
             let h = loom::thread::spawn(move || {
                 assert!(s2.raw.lock(owner, None, &|t| s2.alive(t)));
                 set(&s2.data, 10);
                 // Dies holding the lock: the OS drops its liveness token.
                 s2.alive[1].store(false, Ordering::SeqCst);
             });
-            let me = token(2);
+            let me = token(2).raw();
             assert!(s
                 .raw
                 .lock(me, Some(Duration::from_secs(1)), &|t| s.alive(t)));

@@ -1008,22 +1008,10 @@ mod tests {
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::*;
+    use crate::sync::model::{get, set, token};
     use loom::cell::UnsafeCell;
     use loom::sync::atomic::AtomicBool;
     use loom::sync::Arc;
-
-    /// Reads a model cell. Loom checks that the access is ordered after every conflicting one
-    /// (a race fails the model), which is what the lock under test must guarantee.
-    fn get<V: Copy>(c: &UnsafeCell<V>) -> V {
-        // SAFETY: loom tracks every access to the cell and fails the model on a race.
-        c.with(|p| unsafe { *p })
-    }
-
-    /// Writes a model cell (see [`get`]).
-    fn set<V>(c: &UnsafeCell<V>, v: V) {
-        // SAFETY: loom tracks every access to the cell and fails the model on a race.
-        c.with_mut(|p| unsafe { *p = v })
-    }
 
     struct Shared {
         words: RwWords,
@@ -1046,7 +1034,7 @@ mod loom_tests {
                 alive: std::array::from_fn(|_| AtomicBool::new(true)),
             });
             for slot in 0..3 {
-                s.raw().attach(tok(slot));
+                s.raw().attach(token(slot));
             }
             s
         }
@@ -1060,22 +1048,18 @@ mod loom_tests {
             self.alive[Token::from_raw(raw).unwrap().slot() as usize].load(SeqCst)
         }
         fn read(&self, slot: u32) -> u32 {
-            let me = tok(slot);
+            let me = token(slot);
             assert!(self.raw().read(me, None, &|t| self.alive(t)));
             let v = get(&self.data);
             self.raw().read_unlock(me);
             v
         }
         fn write(&self, slot: u32) {
-            let me = tok(slot);
+            let me = token(slot);
             assert!(self.raw().write(me, None, &|t| self.alive(t)));
             set(&self.data, get(&self.data) + 1);
             self.raw().write_unlock(me);
         }
-    }
-
-    fn tok(slot: u32) -> Token {
-        Token::new(slot, 1)
     }
 
     /// A reader and a writer race (the store-buffer handshake): loom's cell checks exclusion
@@ -1116,7 +1100,7 @@ mod loom_tests {
     fn pending_writer_blocks_new_readers() {
         loom::model(|| {
             let s = Shared::new();
-            let r0 = tok(0);
+            let r0 = token(0);
             assert!(s.raw().read(r0, None, &|_| true));
             let s2 = s.clone();
             let w = loom::thread::spawn(move || s2.write(1));
@@ -1124,7 +1108,7 @@ mod loom_tests {
             while owner(s.words.state.load(SeqCst)) == 0 {
                 loom::thread::yield_now();
             }
-            assert!(!s.raw().try_read(tok(2), &|_| true));
+            assert!(!s.raw().try_read(token(2), &|_| true));
             s.raw().read_unlock(r0);
             w.join().unwrap();
             assert_eq!(s.read(2), 1);
@@ -1139,7 +1123,7 @@ mod loom_tests {
         loom::model(|| {
             let s = Shared::new();
             s.alive[1].store(false, SeqCst);
-            s.words.state.store(tok(1).raw() | HELD, SeqCst);
+            s.words.state.store(token(1).raw() | HELD, SeqCst);
             let s2 = s.clone();
             let w = loom::thread::spawn(move || s2.write(2));
             let seen = s.read(0);
@@ -1161,13 +1145,13 @@ mod loom_tests {
             s.alive[0].store(false, SeqCst);
             let s2 = s.clone();
             let w = loom::thread::spawn(move || {
-                let me = tok(1);
+                let me = token(1);
                 assert!(s2.raw().write(me, None, &|t| s2.alive(t)));
                 set(&s2.data, 7);
                 // Dies holding the write lock.
                 s2.alive[1].store(false, SeqCst);
             });
-            let me = tok(2);
+            let me = token(2);
             assert!(s
                 .raw()
                 .read(me, Some(Duration::from_secs(1)), &|t| s.alive(t)));

@@ -682,76 +682,59 @@ mod tests {
 mod loom_tests {
     use super::*;
     use crate::loom::atomic::Ordering::SeqCst;
+    use crate::sync::model::{all_alive, token};
     use crate::sync::wait::ModelWaiter;
     use loom::sync::Arc;
     use loom::thread;
 
-    fn token(slot: u32) -> Token {
-        Token::new(slot, 1)
-    }
-
-    fn all_alive(_: Token) -> bool {
-        true
-    }
-
+    /// Threads of participant slots `slots` each take the one permit `rounds` times, checking
+    /// each time that nobody else holds it, and give it back; the permit is back in the end.
     /// Permits are never exceeded, and a parked acquirer is always woken (a lost wake-up
-    /// would leave a thread blocked forever: loom reports the deadlock). Two rounds each, so a
-    /// woken waiter can find the permit gone and park again: with `LOOM_MAX_PREEMPTIONS=3`
-    /// (about a minute for this module) this model catches loading `count` before `seq`.
-    #[test]
-    fn two_acquirers_one_permit() {
-        loom::model(|| {
-            let s = Arc::new(State::<3>::new(1));
-            let inside = Arc::new(AtomicU32::new(0));
-            let threads: Vec<_> = (1..3)
-                .map(|slot| {
-                    let (s, inside) = (s.clone(), inside.clone());
-                    thread::spawn(move || {
-                        let me = token(slot);
-                        // Two rounds: a waiter woken by the first release may find the
-                        // permit gone again and must park a second time correctly.
-                        for _ in 0..2 {
-                            assert!(s.acquire(me, &mut ModelWaiter::blocking(), &all_alive));
-                            assert_eq!(inside.fetch_add(1, SeqCst), 0, "two holders");
-                            inside.fetch_sub(1, SeqCst);
-                            s.release(me);
-                        }
-                    })
-                })
-                .collect();
-            for t in threads {
-                t.join().unwrap();
-            }
-            assert_eq!(split(s.count.load(SeqCst)), (1, 0));
-            assert_eq!(s.held_by(token(1)) + s.held_by(token(2)), 0);
-        });
-    }
-
-    /// A signal: one side only releases, the other only acquires; no lost wake-up.
-    #[test]
-    fn three_acquirers_one_permit() {
-        loom::model(|| {
-            let s = Arc::new(State::<3>::new(1));
-            let inside = Arc::new(AtomicU32::new(0));
-            let threads: Vec<_> = (0..3)
-                .map(|slot| {
-                    let (s, inside) = (s.clone(), inside.clone());
-                    thread::spawn(move || {
-                        let me = token(slot);
+    /// would leave a thread blocked forever: loom reports the deadlock).
+    fn contend_for_one_permit(slots: std::ops::Range<u32>, rounds: u32) -> Arc<State<3>> {
+        let s = Arc::new(State::<3>::new(1));
+        let inside = Arc::new(AtomicU32::new(0));
+        let threads: Vec<_> = slots
+            .map(|slot| {
+                let (s, inside) = (s.clone(), inside.clone());
+                thread::spawn(move || {
+                    let me = token(slot);
+                    for _ in 0..rounds {
                         assert!(s.acquire(me, &mut ModelWaiter::blocking(), &all_alive));
                         assert_eq!(inside.fetch_add(1, SeqCst), 0, "two holders");
                         inside.fetch_sub(1, SeqCst);
                         s.release(me);
-                    })
+                    }
                 })
-                .collect();
-            for t in threads {
-                t.join().unwrap();
-            }
-            assert_eq!(split(s.count.load(SeqCst)), (1, 0));
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(split(s.count.load(SeqCst)), (1, 0));
+        s
+    }
+
+    /// Two acquirers, two rounds each, so a woken waiter can find the permit gone and park
+    /// again: with `LOOM_MAX_PREEMPTIONS=3` (about a minute for this module) this model
+    /// catches loading `count` before `seq`.
+    #[test]
+    fn two_acquirers_one_permit() {
+        loom::model(|| {
+            let s = contend_for_one_permit(1..3, 2);
+            assert_eq!(s.held_by(token(1)) + s.held_by(token(2)), 0);
         });
     }
 
+    /// Three acquirers, one round each.
+    #[test]
+    fn three_acquirers_one_permit() {
+        loom::model(|| {
+            contend_for_one_permit(0..3, 1);
+        });
+    }
+
+    /// A signal: one side only releases, the other only acquires; no lost wake-up.
     #[test]
     fn release_as_signal_wakes_the_acquirer() {
         loom::model(|| {
