@@ -687,12 +687,19 @@ mod loom_tests {
     use loom::sync::Arc;
     use loom::thread;
 
-    /// Threads of participant slots `slots` each take the one permit `rounds` times, checking
-    /// each time that nobody else holds it, and give it back; the permit is back in the end.
-    /// Permits are never exceeded, and a parked acquirer is always woken (a lost wake-up
-    /// would leave a thread blocked forever: loom reports the deadlock).
-    fn contend_for_one_permit(slots: std::ops::Range<u32>, rounds: u32) -> Arc<State<3>> {
-        let s = Arc::new(State::<3>::new(1));
+    /// Threads of participant slots `slots` each take a permit of `s` `rounds` times (parking
+    /// in slices if `slices`, judging liveness by `alive`), check each time that nobody else
+    /// holds one, and give it back: `s` must come to hold exactly one permit, and it is back
+    /// in the end. Permits are never exceeded, and a parked acquirer is always woken (a lost
+    /// wake-up would leave a thread blocked forever: loom reports the deadlock).
+    fn contend_for_one_permit(
+        s: State<3>,
+        slots: std::ops::Range<u32>,
+        rounds: u32,
+        slices: bool,
+        alive: fn(Token) -> bool,
+    ) -> Arc<State<3>> {
+        let s = Arc::new(s);
         let inside = Arc::new(AtomicU32::new(0));
         let threads: Vec<_> = slots
             .map(|slot| {
@@ -700,8 +707,12 @@ mod loom_tests {
                 thread::spawn(move || {
                     let me = token(slot);
                     for _ in 0..rounds {
-                        assert!(s.acquire(me, &mut ModelWaiter::blocking(), &all_alive));
-                        assert_eq!(inside.fetch_add(1, SeqCst), 0, "two holders");
+                        let mut w = ModelWaiter {
+                            slices,
+                            ..ModelWaiter::blocking()
+                        };
+                        assert!(s.acquire(me, &mut w, &alive));
+                        assert_eq!(inside.fetch_add(1, SeqCst), 0, "two holders of one permit");
                         inside.fetch_sub(1, SeqCst);
                         s.release(me);
                     }
@@ -721,7 +732,7 @@ mod loom_tests {
     #[test]
     fn two_acquirers_one_permit() {
         loom::model(|| {
-            let s = contend_for_one_permit(1..3, 2);
+            let s = contend_for_one_permit(State::new(1), 1..3, 2, false, all_alive);
             assert_eq!(s.held_by(token(1)) + s.held_by(token(2)), 0);
         });
     }
@@ -730,7 +741,7 @@ mod loom_tests {
     #[test]
     fn three_acquirers_one_permit() {
         loom::model(|| {
-            contend_for_one_permit(0..3, 1);
+            contend_for_one_permit(State::new(1), 0..3, 1, false, all_alive);
         });
     }
 
@@ -777,30 +788,9 @@ mod loom_tests {
     #[test]
     fn dead_holder_is_reclaimed_exactly_once() {
         loom::model(|| {
-            let s = Arc::new(State::<3>::new(0));
-            let dead = token(2);
-            s.held[2].store(record(dead.raw(), 1), SeqCst);
-            let inside = Arc::new(AtomicU32::new(0));
-            let threads: Vec<_> = (0..2)
-                .map(|slot| {
-                    let (s, inside) = (s.clone(), inside.clone());
-                    thread::spawn(move || {
-                        let me = token(slot);
-                        let mut w = ModelWaiter {
-                            slices: true,
-                            ..ModelWaiter::blocking()
-                        };
-                        assert!(s.acquire(me, &mut w, &|t| t != dead));
-                        assert_eq!(inside.fetch_add(1, SeqCst), 0, "permit returned twice");
-                        inside.fetch_sub(1, SeqCst);
-                        s.release(me);
-                    })
-                })
-                .collect();
-            for t in threads {
-                t.join().unwrap();
-            }
-            assert_eq!(split(s.count.load(SeqCst)), (1, 0));
+            let s = State::<3>::new(0);
+            s.held[2].store(record(token(2).raw(), 1), SeqCst);
+            let s = contend_for_one_permit(s, 0..2, 1, true, |t| t != token(2));
             assert_eq!(s.held[2].load(SeqCst), 0);
         });
     }
