@@ -22,7 +22,8 @@
 //! - `sys`: the only module with syscalls (shm, OFD locks, futex).
 //! - `region`: naming, the on-disk header, validation, participants, ownership.
 //! - `sync::wait`: the one spin-then-park loop.
-//! - the objects, each in its own module, built on the two above.
+//! - `object`: what every object type's constructors share (header spec, create/open).
+//! - the objects, each in its own module, built on the layers above.
 #![deny(missing_debug_implementations, unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
@@ -30,6 +31,7 @@ mod error;
 mod failpoint;
 pub mod inspect;
 mod loom;
+mod object;
 pub mod process;
 mod queue;
 pub(crate) mod region;

@@ -14,7 +14,8 @@ use std::marker::PhantomData;
 
 use crate::error::{Error, Result};
 use crate::loom::atomic::{self as at, Ordering::Relaxed, Ordering::SeqCst};
-use crate::region::{self, Attach, Expect, Kind, Region, Shared, Spec};
+use crate::object::{self, Object};
+use crate::region::{Kind, LayoutFn, Region, Shared, Spec};
 
 mod sealed {
     pub trait Sealed {}
@@ -193,28 +194,21 @@ pub(crate) fn inspect(region: &Region) -> Vec<(&'static str, String)> {
     vec![("type", ty.to_string()), ("value", shown)]
 }
 
-impl<T: AtomicPrimitive> Value<T> {
-    fn spec() -> Spec {
-        Spec {
-            kind: Kind::Value,
-            elem_size: std::mem::size_of::<T>() as u32,
-            elem_align: std::mem::align_of::<T::Atomic>() as u32,
-            capacity: 1,
-            params: [T::TAG, 0, 0, 0],
-            body_len: std::mem::size_of::<T::Atomic>() as u64,
-        }
+impl<T: AtomicPrimitive> Object for Value<T> {
+    type Args = T;
+    const KIND: Kind = Kind::Value;
+    const ELEM_SIZE: u32 = std::mem::size_of::<T>() as u32;
+    const ELEM_ALIGN: u32 = std::mem::align_of::<T::Atomic>() as u32;
+    const PARAMS: [u64; 4] = [T::TAG, 0, 0, 0];
+    const LAYOUT: &'static LayoutFn = &layout;
+
+    fn init(region: &Region, initial: T) -> Result<()> {
+        T::new_atomic(region.body::<T::Atomic>(0), initial);
+        Ok(())
     }
 
-    fn expect() -> Expect<'static> {
-        Expect {
-            kind: Kind::Value,
-            elem_size: std::mem::size_of::<T>() as u32,
-            elem_align: std::mem::align_of::<T::Atomic>() as u32,
-            body_len: &layout,
-        }
-    }
-
-    fn check_tag(region: Region) -> Result<Value<T>> {
+    /// Checks the type tag (`layout` ignores it, see there).
+    fn attach(region: Region) -> Result<Value<T>> {
         let found = region.spec().params[0];
         if found != T::TAG {
             return Err(Error::Incompatible {
@@ -227,7 +221,9 @@ impl<T: AtomicPrimitive> Value<T> {
             _t: PhantomData,
         })
     }
+}
 
+impl<T: AtomicPrimitive> Value<T> {
     /// Creates the value `name` holding `initial`.
     ///
     /// # Errors
@@ -241,14 +237,7 @@ impl<T: AtomicPrimitive> Value<T> {
     /// # Ok::<(), interproc::Error>(())
     /// ```
     pub fn create(name: &str, initial: T) -> Result<Value<T>> {
-        let region = Region::create(name, &Self::spec(), region::create_mode(), |r| {
-            T::new_atomic(r.body::<T::Atomic>(0), initial);
-            Ok(())
-        })?;
-        Ok(Value {
-            region,
-            _t: PhantomData,
-        })
+        object::create(name, initial)
     }
 
     /// Opens the existing value `name`.
@@ -257,7 +246,7 @@ impl<T: AtomicPrimitive> Value<T> {
     /// [`Error::NotFound`]; [`Error::Incompatible`] if `name` is another kind of object or a
     /// value of another type; [`Error::Corrupted`] if its region does not check out.
     pub fn open(name: &str) -> Result<Value<T>> {
-        Self::check_tag(Region::open(name, &Self::expect(), Attach::Participant)?)
+        object::open(name)
     }
 
     /// Opens `name`, creating it with `initial` if it does not exist (race-free).
@@ -265,17 +254,7 @@ impl<T: AtomicPrimitive> Value<T> {
     /// # Errors
     /// As [`Value::open`] and [`Value::create`].
     pub fn open_or_create(name: &str, initial: T) -> Result<Value<T>> {
-        let region = Region::open_or_create(
-            name,
-            &Self::spec(),
-            &Self::expect(),
-            region::create_mode(),
-            |r| {
-                T::new_atomic(r.body::<T::Atomic>(0), initial);
-                Ok(())
-            },
-        )?;
-        Self::check_tag(region)
+        object::open_or_create(name, initial)
     }
 
     fn atomic(&self) -> &T::Atomic {
@@ -302,15 +281,7 @@ impl<T: AtomicPrimitive> Value<T> {
         T::compare_exchange(self.atomic(), current, new)
     }
 
-    /// The object's name.
-    pub fn name(&self) -> &str {
-        self.region.name()
-    }
-
-    /// Hands the name up: it outlives this handle.
-    pub fn persist(&self) {
-        self.region.persist()
-    }
+    object::name_and_persist!();
 }
 
 impl<T: AtomicInteger> Value<T> {
@@ -327,9 +298,7 @@ impl<T: AtomicInteger> Value<T> {
 
 impl<T: AtomicPrimitive> fmt::Debug for Value<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Value")
-            .field("name", &self.name())
-            .field("kind", &"value")
+        object::debug_struct(f, "Value", &self.region)
             .field("type", &std::any::type_name::<T>())
             .finish()
     }

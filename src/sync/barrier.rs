@@ -81,8 +81,8 @@ use crate::loom::atomic::{
     AtomicU32, AtomicU64,
     Ordering::{AcqRel, Acquire, Relaxed},
 };
-use crate::region::{self, registry::MAX_PARTICIPANTS, Attach, Expect, Kind, Region, Shared};
-use crate::region::{Spec, Token};
+use crate::object::{self, Object};
+use crate::region::{registry::MAX_PARTICIPANTS, Kind, LayoutFn, Region, Shared, Spec, Token};
 use crate::sync::wait::{self, Park, Wait, Waiter};
 
 /// Bytes of the body: `state`, `seq`, reserved up to 128, then `arrivals[128]`.
@@ -239,20 +239,10 @@ impl<const N: usize> State<N> {
 
     /// The leader's second step: tell the waiters, waking them if any parked.
     fn complete(&self) {
-        let mut seq = self.seq.load(Relaxed);
-        loop {
-            let new = seq.wrapping_add(SEQ_ONE) & !PARKED;
-            // Release: a waiter that sees the new `seq` sees the new generation.
-            match self.seq.compare_exchange_weak(seq, new, AcqRel, Relaxed) {
-                Ok(_) => {
-                    if seq & PARKED != 0 {
-                        wait::wake(&self.seq, u32::MAX);
-                    }
-                    return;
-                }
-                Err(actual) => seq = actual,
-            }
-        }
+        // Release (the CAS is AcqRel): a waiter that sees the new `seq` sees the new generation.
+        wait::update_and_wake_all(&self.seq, PARKED, |seq| {
+            Some(seq.wrapping_add(SEQ_ONE) & !PARKED)
+        });
     }
 
     /// Withdraws `me`'s arrival in `generation` after a timeout: `Err(Timeout)`, or `Ok(false)`
@@ -434,31 +424,25 @@ pub struct Barrier {
     n: u32,
 }
 
-impl Barrier {
-    fn spec(n: u32) -> Spec {
-        Spec {
-            kind: Kind::Barrier,
-            elem_size: 0,
-            elem_align: 1,
-            capacity: n as u64,
-            params: [0; 4],
-            body_len: BODY_LEN,
+impl Object for Barrier {
+    /// The parties per generation.
+    type Args = u32;
+    const KIND: Kind = Kind::Barrier;
+    const LAYOUT: &'static LayoutFn = &layout;
+
+    fn capacity(n: u32) -> Result<u64> {
+        if n == 0 {
+            return Err(Error::InvalidArgument(
+                "a barrier needs at least one party".into(),
+            ));
         }
+        Ok(n as u64)
     }
 
-    fn expect() -> Expect<'static> {
-        Expect {
-            kind: Kind::Barrier,
-            elem_size: 0,
-            elem_align: 1,
-            body_len: &layout,
-        }
-    }
+    // `init` writes nothing: the kernel zero-fills the region (generation 0, nobody arrived).
 
     fn attach(region: Region) -> Result<Barrier> {
-        let me = region
-            .token()
-            .ok_or_else(|| Error::corrupted("participant handle without a token"))?;
+        let me = object::participant(&region)?;
         // `layout` accepted the capacity, so it is 1..=u32::MAX.
         let n = u32::try_from(region.spec().capacity)
             .ok()
@@ -468,16 +452,9 @@ impl Barrier {
         b.state().adopt(me);
         Ok(b)
     }
+}
 
-    fn check(n: u32) -> Result<()> {
-        if n == 0 {
-            return Err(Error::InvalidArgument(
-                "a barrier needs at least one party".into(),
-            ));
-        }
-        Ok(())
-    }
-
+impl Barrier {
     fn state(&self) -> &State<MAX_PARTICIPANTS> {
         self.region.body(0)
     }
@@ -488,10 +465,7 @@ impl Barrier {
     /// [`Error::InvalidArgument`] if `n` is 0; [`Error::InvalidName`], [`Error::AlreadyExists`],
     /// [`Error::Io`].
     pub fn create(name: &str, n: u32) -> Result<Barrier> {
-        Self::check(n)?;
-        // The kernel zero-fills the region: generation 0, nobody arrived.
-        let region = Region::create(name, &Self::spec(n), region::create_mode(), |_| Ok(()))?;
-        Self::attach(region)
+        object::create(name, n)
     }
 
     /// Opens the existing barrier `name` (with the `n` it was created with).
@@ -500,7 +474,7 @@ impl Barrier {
     /// [`Error::NotFound`]; [`Error::Incompatible`] if `name` is another kind of object;
     /// [`Error::Corrupted`] if its region does not check out.
     pub fn open(name: &str) -> Result<Barrier> {
-        Self::attach(Region::open(name, &Self::expect(), Attach::Participant)?)
+        object::open(name)
     }
 
     /// Opens `name`, creating it for `n` parties if it does not exist (race-free). An existing
@@ -509,15 +483,7 @@ impl Barrier {
     /// # Errors
     /// As [`Barrier::open`] and [`Barrier::create`].
     pub fn open_or_create(name: &str, n: u32) -> Result<Barrier> {
-        Self::check(n)?;
-        let region = Region::open_or_create(
-            name,
-            &Self::spec(n),
-            &Self::expect(),
-            region::create_mode(),
-            |_| Ok(()),
-        )?;
-        Self::attach(region)
+        object::open_or_create(name, n)
     }
 
     /// Waits (parked on a futex) until all `n` parties have called `wait`, then returns in all
@@ -556,23 +522,13 @@ impl Barrier {
         self.state().snapshot().1
     }
 
-    /// The object's name.
-    pub fn name(&self) -> &str {
-        self.region.name()
-    }
-
-    /// Hands the name up: it outlives this handle.
-    pub fn persist(&self) {
-        self.region.persist()
-    }
+    object::name_and_persist!();
 }
 
 impl fmt::Debug for Barrier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (generation, waiting) = self.state().snapshot();
-        f.debug_struct("Barrier")
-            .field("name", &self.name())
-            .field("kind", &"barrier")
+        object::debug_struct(f, "Barrier", &self.region)
             .field("parties", &self.n)
             .field("waiting", &waiting)
             .field("generation", &generation)
@@ -658,17 +614,10 @@ mod tests {
 mod loom_tests {
     use super::*;
     use crate::loom::atomic::Ordering::SeqCst;
+    use crate::sync::model::{all_alive, token};
     use crate::sync::wait::ModelWaiter;
     use loom::sync::Arc;
     use loom::thread;
-
-    fn token(slot: u32) -> Token {
-        Token::new(slot, 1)
-    }
-
-    fn all_alive(_: Token) -> bool {
-        true
-    }
 
     /// Two parties, two generations: nobody passes a generation before the other arrived in
     /// it, one leader per generation, and no lost wake-up (parks are untimed).
@@ -713,8 +662,8 @@ mod loom_tests {
                     let b = b.clone();
                     thread::spawn(move || {
                         let mut w = ModelWaiter {
-                            slices: false,
                             parks: Some(0),
+                            ..ModelWaiter::blocking()
                         };
                         b.wait(token(me), 2, &mut w, &all_alive)
                     })

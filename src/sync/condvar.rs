@@ -46,16 +46,17 @@
 //! mutexes with one condvar is not detected (std panics); it only makes wake-ups spurious.
 
 use std::fmt;
-use std::sync::{LockResult, PoisonError};
+use std::sync::LockResult;
 use std::time::{Duration, Instant};
 
 use bytemuck::Pod;
 
-use super::mutex::{wake, MutexGuard, Parker};
-use super::wait::Park;
+use super::mutex::{lock_result, MutexGuard};
+use super::wait::{self, Park, Wait};
 use crate::error::Result;
 use crate::loom::atomic::{AtomicU32, Ordering};
-use crate::region::{self, Attach, Expect, Kind, Region, Shared, Spec};
+use crate::object::{self, Object};
+use crate::region::{Kind, LayoutFn, Region, Shared, Spec};
 
 /// Bytes of the body: one 128-byte line.
 const BODY_LEN: u64 = 128;
@@ -84,7 +85,7 @@ impl RawCondvar {
         self.waiters.fetch_add(1, Ordering::SeqCst);
         let seq = self.seq.load(Ordering::SeqCst);
         unlock();
-        let mut w = Parker::new(timeout);
+        let mut w = wait::waiter(timeout);
         let timed_out = loop {
             if self.seq.load(Ordering::Acquire) != seq {
                 break false;
@@ -108,7 +109,7 @@ impl RawCondvar {
         // `waiters`, so a waiter that missed our `seq` bump is seen here even under
         // acquire/release reasoning (see the module doc).
         if self.waiters.fetch_add(0, Ordering::SeqCst) != 0 {
-            wake(&self.seq, n);
+            wait::wake(&self.seq, n);
         }
     }
 }
@@ -177,35 +178,24 @@ pub struct Condvar {
     region: Region,
 }
 
+impl Object for Condvar {
+    type Args = ();
+    const KIND: Kind = Kind::Condvar;
+    const LAYOUT: &'static LayoutFn = &layout;
+
+    fn attach(region: Region) -> Result<Condvar> {
+        Ok(Condvar { region })
+    }
+}
+
 impl Condvar {
-    fn spec() -> Spec {
-        Spec {
-            kind: Kind::Condvar,
-            elem_size: 0,
-            elem_align: 1,
-            capacity: 1,
-            params: [0; 4],
-            body_len: BODY_LEN,
-        }
-    }
-
-    fn expect() -> Expect<'static> {
-        Expect {
-            kind: Kind::Condvar,
-            elem_size: 0,
-            elem_align: 1,
-            body_len: &layout,
-        }
-    }
-
     /// Creates the condvar `name`.
     ///
     /// # Errors
     /// [`Error::InvalidName`](crate::Error::InvalidName),
     /// [`Error::AlreadyExists`](crate::Error::AlreadyExists), [`Error::Io`](crate::Error::Io).
     pub fn create(name: &str) -> Result<Condvar> {
-        let region = Region::create(name, &Self::spec(), region::create_mode(), |_| Ok(()))?;
-        Ok(Condvar { region })
+        object::create(name, ())
     }
 
     /// Opens the existing condvar `name`.
@@ -214,8 +204,7 @@ impl Condvar {
     /// [`Error::NotFound`](crate::Error::NotFound); [`Error::Incompatible`](crate::Error::Incompatible)
     /// if `name` is another kind of object; [`Error::Corrupted`](crate::Error::Corrupted).
     pub fn open(name: &str) -> Result<Condvar> {
-        let region = Region::open(name, &Self::expect(), Attach::Participant)?;
-        Ok(Condvar { region })
+        object::open(name)
     }
 
     /// Opens `name`, creating it if it does not exist (race-free).
@@ -223,14 +212,7 @@ impl Condvar {
     /// # Errors
     /// As [`Condvar::open`] and [`Condvar::create`].
     pub fn open_or_create(name: &str) -> Result<Condvar> {
-        let region = Region::open_or_create(
-            name,
-            &Self::spec(),
-            &Self::expect(),
-            region::create_mode(),
-            |_| Ok(()),
-        )?;
-        Ok(Condvar { region })
+        object::open_or_create(name, ())
     }
 
     fn raw(&self) -> &RawCondvar {
@@ -253,11 +235,7 @@ impl Condvar {
     /// `Err(PoisonError)` (holding the re-locked guard) if the mutex is poisoned.
     pub fn wait<'a, T: Pod>(&self, guard: MutexGuard<'a, T>) -> LockResult<MutexGuard<'a, T>> {
         self.wait_inner(&guard, None);
-        if guard.mutex().is_poisoned() {
-            Err(PoisonError::new(guard))
-        } else {
-            Ok(guard)
-        }
+        lock_result(guard.mutex().is_poisoned(), guard)
     }
 
     /// As [`Condvar::wait`], but gives up after `timeout` (the re-lock itself is not timed,
@@ -271,11 +249,7 @@ impl Condvar {
         timeout: Duration,
     ) -> LockResult<(MutexGuard<'a, T>, WaitTimeoutResult)> {
         let timed_out = WaitTimeoutResult(self.wait_inner(&guard, Some(timeout)));
-        if guard.mutex().is_poisoned() {
-            Err(PoisonError::new((guard, timed_out)))
-        } else {
-            Ok((guard, timed_out))
-        }
+        lock_result(guard.mutex().is_poisoned(), (guard, timed_out))
     }
 
     /// Waits while `condition` holds for the data, re-checking after every wake-up.
@@ -325,23 +299,12 @@ impl Condvar {
         self.raw().notify(u32::MAX);
     }
 
-    /// The object's name.
-    pub fn name(&self) -> &str {
-        self.region.name()
-    }
-
-    /// Hands the name up: it outlives this handle.
-    pub fn persist(&self) {
-        self.region.persist()
-    }
+    object::name_and_persist!();
 }
 
 impl fmt::Debug for Condvar {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Condvar")
-            .field("name", &self.name())
-            .field("kind", &"condvar")
-            .finish()
+        object::debug_struct(f, "Condvar", &self.region).finish()
     }
 }
 
@@ -392,7 +355,7 @@ mod tests {
 
     #[test]
     fn layout_accepts_only_the_condvar_shape() {
-        let mut spec = Condvar::spec();
+        let mut spec = object::spec::<Condvar>(()).unwrap();
         assert_eq!(layout(&spec), Some(BODY_LEN));
         spec.elem_size = 4;
         assert_eq!(layout(&spec), None);
@@ -403,22 +366,9 @@ mod tests {
 mod loom_tests {
     use super::super::mutex::RawMutex;
     use super::*;
-    use crate::region::Token;
+    use crate::sync::model::{get, set, token};
     use loom::cell::UnsafeCell;
     use loom::sync::Arc;
-
-    /// Reads a model cell. Loom checks that the access is ordered after every conflicting one
-    /// (a race fails the model), which is what the lock under test must guarantee.
-    fn get<V: Copy>(c: &UnsafeCell<V>) -> V {
-        // SAFETY: loom tracks every access to the cell and fails the model on a race.
-        c.with(|p| unsafe { *p })
-    }
-
-    /// Writes a model cell (see [`get`]).
-    fn set<V>(c: &UnsafeCell<V>, v: V) {
-        // SAFETY: loom tracks every access to the cell and fails the model on a race.
-        c.with_mut(|p| unsafe { *p = v })
-    }
 
     struct Shared {
         m: RawMutex,
@@ -456,8 +406,8 @@ mod loom_tests {
                 ready: UnsafeCell::new(false),
             });
             let s2 = s.clone();
-            let waiter = loom::thread::spawn(move || wait_for_ready(&s2, Token::new(1, 1).raw()));
-            set_ready(&s, Token::new(2, 1).raw(), notify_under_lock);
+            let waiter = loom::thread::spawn(move || wait_for_ready(&s2, token(1).raw()));
+            set_ready(&s, token(2).raw(), notify_under_lock);
             // A lost wake-up leaves the waiter parked forever: loom reports a deadlock.
             waiter.join().unwrap();
         });

@@ -49,9 +49,10 @@ use std::time::Duration;
 use crate::error::Result;
 use crate::loom::atomic::{
     AtomicU32,
-    Ordering::{AcqRel, Acquire, Relaxed},
+    Ordering::{Acquire, Relaxed},
 };
-use crate::region::{self, Attach, Expect, Kind, Region, Shared, Spec};
+use crate::object::{self, Object};
+use crate::region::{Kind, LayoutFn, Region, Shared, Spec};
 use crate::sync::wait::{self, Park, Wait, Waiter};
 
 /// The flag.
@@ -93,42 +94,17 @@ impl State {
 
     /// Sets the flag; wakes every parked waiter if any parked.
     fn set(&self) {
-        let mut cur = self.word.load(Relaxed);
-        loop {
-            // Even an already-set event takes the CAS (cur → cur): it is a release operation,
-            // so this setter's writes are published like the first setter's.
-            let new = (cur | SET) & !PARKED;
-            match self.word.compare_exchange_weak(cur, new, AcqRel, Relaxed) {
-                Ok(_) => {
-                    if cur & PARKED != 0 {
-                        wait::wake(&self.word, u32::MAX);
-                    }
-                    return;
-                }
-                Err(actual) => cur = actual,
-            }
-        }
+        // Even an already-set event takes the CAS (cur → cur): it is a release operation, so
+        // this setter's writes are published like the first setter's.
+        wait::update_and_wake_all(&self.word, PARKED, |cur| Some((cur | SET) & !PARKED));
     }
 
-    /// Clears the flag (a clear event stays as it is).
+    /// Clears the flag (a clear event stays as it is). SET and PARKED together is a scribble:
+    /// the clear then wakes whoever might sleep on it.
     fn clear(&self) {
-        let mut cur = self.word.load(Relaxed);
-        loop {
-            if cur & SET == 0 {
-                return;
-            }
-            let new = (cur & !(SET | PARKED)).wrapping_add(EPOCH_ONE);
-            match self.word.compare_exchange_weak(cur, new, AcqRel, Relaxed) {
-                Ok(_) => {
-                    // SET and PARKED together is a scribble: wake whoever might sleep on it.
-                    if cur & PARKED != 0 {
-                        wait::wake(&self.word, u32::MAX);
-                    }
-                    return;
-                }
-                Err(actual) => cur = actual,
-            }
-        }
+        wait::update_and_wake_all(&self.word, PARKED, |cur| {
+            (cur & SET != 0).then(|| (cur & !(SET | PARKED)).wrapping_add(EPOCH_ONE))
+        });
     }
 
     /// What a waiter starts from: the word as it is now.
@@ -210,27 +186,24 @@ pub struct Event {
     region: Region,
 }
 
+impl Object for Event {
+    type Args = ();
+    const KIND: Kind = Kind::Event;
+    const LAYOUT: &'static LayoutFn = &layout;
+
+    fn capacity(_: ()) -> Result<u64> {
+        Ok(0)
+    }
+
+    // `init` writes nothing: the kernel zero-fills the region, and a zero word is "clear,
+    // nobody parked".
+
+    fn attach(region: Region) -> Result<Event> {
+        Ok(Event { region })
+    }
+}
+
 impl Event {
-    fn spec() -> Spec {
-        Spec {
-            kind: Kind::Event,
-            elem_size: 0,
-            elem_align: 1,
-            capacity: 0,
-            params: [0; 4],
-            body_len: BODY_LEN,
-        }
-    }
-
-    fn expect() -> Expect<'static> {
-        Expect {
-            kind: Kind::Event,
-            elem_size: 0,
-            elem_align: 1,
-            body_len: &layout,
-        }
-    }
-
     fn state(&self) -> &State {
         self.region.body(0)
     }
@@ -241,9 +214,7 @@ impl Event {
     /// [`Error::InvalidName`](crate::Error::InvalidName),
     /// [`Error::AlreadyExists`](crate::Error::AlreadyExists), [`Error::Io`](crate::Error::Io).
     pub fn create(name: &str) -> Result<Event> {
-        // The kernel zero-fills the region: a zero word is "clear, nobody parked".
-        let region = Region::create(name, &Self::spec(), region::create_mode(), |_| Ok(()))?;
-        Ok(Event { region })
+        object::create(name, ())
     }
 
     /// Opens the existing event `name`.
@@ -253,8 +224,7 @@ impl Event {
     /// [`Error::Incompatible`](crate::Error::Incompatible) if `name` is another kind of object;
     /// [`Error::Corrupted`](crate::Error::Corrupted) if its region does not check out.
     pub fn open(name: &str) -> Result<Event> {
-        let region = Region::open(name, &Self::expect(), Attach::Participant)?;
-        Ok(Event { region })
+        object::open(name)
     }
 
     /// Opens `name`, creating it (clear) if it does not exist (race-free).
@@ -262,14 +232,7 @@ impl Event {
     /// # Errors
     /// As [`Event::open`] and [`Event::create`].
     pub fn open_or_create(name: &str) -> Result<Event> {
-        let region = Region::open_or_create(
-            name,
-            &Self::spec(),
-            &Self::expect(),
-            region::create_mode(),
-            |_| Ok(()),
-        )?;
-        Ok(Event { region })
+        object::open_or_create(name, ())
     }
 
     /// Sets the flag and wakes every waiter (a futex syscall only if one is parked).
@@ -300,22 +263,12 @@ impl Event {
         self.state().wait(&mut Waiter::new(Some(timeout)))
     }
 
-    /// The object's name.
-    pub fn name(&self) -> &str {
-        self.region.name()
-    }
-
-    /// Hands the name up: it outlives this handle.
-    pub fn persist(&self) {
-        self.region.persist()
-    }
+    object::name_and_persist!();
 }
 
 impl fmt::Debug for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Event")
-            .field("name", &self.name())
-            .field("kind", &"event")
+        object::debug_struct(f, "Event", &self.region)
             .field("set", &(self.state().word.load(Relaxed) & SET != 0))
             .finish()
     }

@@ -5,6 +5,8 @@ pub(crate) mod barrier;
 pub(crate) mod biased;
 pub(crate) mod condvar;
 pub(crate) mod event;
+#[cfg(all(test, loom))]
+mod model;
 pub(crate) mod mutex;
 pub(crate) mod rwlock;
 pub(crate) mod semaphore;

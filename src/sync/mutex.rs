@@ -72,10 +72,11 @@ use std::time::Duration;
 
 use bytemuck::Pod;
 
-use super::wait::{self, Park, Waiter};
+use super::wait::{self, Park, Wait};
 use crate::error::{Error, Result};
 use crate::loom::atomic::{AtomicU32, Ordering};
-use crate::region::{self, Attach, Expect, Kind, Region, Shared, Spec, Token};
+use crate::object::{self, Object};
+use crate::region::{Kind, LayoutFn, Region, Shared, Spec, Token};
 
 /// Bits of the lock word that hold the owner's token.
 pub(crate) const TOKEN_MASK: u32 = (1 << 29) - 1;
@@ -91,58 +92,26 @@ pub(crate) const MAX_DATA: u32 = 1 << 30;
 // ---------------------------------------------------------------------------------------------
 // Helpers shared with condvar.rs and rwlock.rs.
 
-/// The wait loop of the locks: [`Waiter`]'s spin and sliced parks, with a loom model twist.
-///
-/// Under loom, an *untimed* wait sleeps on the model futex (`crate::loom::futex`), which wakes
-/// at most `n` waiters as the kernel does, with no timeout: a protocol that loses a wake-up deadlocks the model
-/// (loom reports it) instead of being rescued by the next slice. A *timed* wait returns from
-/// every park at once, as if a slice had ended (the model clock never reaches a deadline),
-/// which lets models explore the liveness re-check that a slice end triggers. Every park
-/// returns [`Park::Slice`] under loom, so that re-check follows every wake. Loom models never
-/// spin.
-pub(crate) struct Parker {
-    w: Waiter,
-    #[cfg(loom)]
-    timed: bool,
-}
-
-impl Parker {
-    /// A parker that gives up after `timeout` (`None`: never).
-    pub(crate) fn new(timeout: Option<Duration>) -> Parker {
-        Parker {
-            #[cfg(not(loom))]
-            w: Waiter::new(timeout),
-            #[cfg(loom)]
-            w: Waiter::without_spin(timeout),
-            #[cfg(loom)]
-            timed: timeout.is_some(),
-        }
-    }
-
-    /// One backoff step; false once the spin budget is spent (park next).
-    pub(crate) fn spin(&mut self) -> bool {
-        self.w.spin()
-    }
-
-    /// Sleeps while `*word == expected`, one slice at most (see [`Waiter::park`]).
-    pub(crate) fn park(&mut self, word: &AtomicU32, expected: u32) -> Park {
-        #[cfg(loom)]
-        {
-            if self.timed {
-                crate::loom::hint::yield_now();
-            } else {
-                crate::loom::futex::wait(word, expected, None);
-            }
-            Park::Slice
-        }
-        #[cfg(not(loom))]
-        self.w.park(word, expected)
+/// `Ok(guard)`, or, if the lock is `poisoned`, `Err(PoisonError)` carrying the guard (as std's
+/// locks return theirs).
+pub(crate) fn lock_result<G>(poisoned: bool, guard: G) -> LockResult<G> {
+    if poisoned {
+        Err(PoisonError::new(guard))
+    } else {
+        Ok(guard)
     }
 }
 
-/// Wakes up to `n` threads parked on `word` by a [`Parker`].
-pub(crate) fn wake(word: &AtomicU32, n: u32) {
-    wait::wake(word, n);
+/// What a `try_*` or `*_timeout` call returns: [`TryLockError::WouldBlock`] unless `locked`,
+/// else the guard (poisoned or not) that `guard` makes once the lock is held.
+pub(crate) fn try_result<G>(
+    locked: bool,
+    guard: impl FnOnce() -> LockResult<G>,
+) -> TryLockResult<G> {
+    if !locked {
+        return Err(TryLockError::WouldBlock);
+    }
+    Ok(guard()?)
 }
 
 /// True if the raw owner token `raw` cannot name a live participant: not a valid token, or the
@@ -257,7 +226,7 @@ impl RawMutex {
 
     #[cold]
     fn lock_slow(&self, me: u32, timeout: Option<Duration>, alive: &dyn Fn(u32) -> bool) -> bool {
-        let mut w = Parker::new(timeout);
+        let mut w = wait::waiter(timeout);
         // Once we announced ourselves, we acquire with PARKED set (see the module doc).
         let mut announced = false;
         // Check the owner's liveness before the first park, then after every slice.
@@ -332,7 +301,7 @@ impl RawMutex {
                     if cur & PARKED != 0 {
                         // Crash tests: released, the sleeper not woken yet.
                         crate::failpoint::hit("mutex.unlock.before_wake");
-                        wake(&self.lock, 1);
+                        wait::wake(&self.lock, 1);
                     }
                     return;
                 }
@@ -464,60 +433,44 @@ unsafe impl<T: Pod + Send> Send for Mutex<T> {}
 // SAFETY: as above.
 unsafe impl<T: Pod + Send> Sync for Mutex<T> {}
 
-impl<T: Pod> Mutex<T> {
-    fn spec() -> Spec {
-        let size = std::mem::size_of::<T>() as u32;
-        Spec {
-            kind: Kind::Mutex,
-            elem_size: size,
-            elem_align: std::mem::align_of::<T>() as u32,
-            capacity: 1,
-            params: [0; 4],
-            body_len: DATA_OFFSET + size as u64,
-        }
+impl<T: Pod> Object for Mutex<T> {
+    type Args = T;
+    const KIND: Kind = Kind::Mutex;
+    const ELEM_SIZE: u32 = std::mem::size_of::<T>() as u32;
+    const ELEM_ALIGN: u32 = std::mem::align_of::<T>() as u32;
+    const LAYOUT: &'static LayoutFn = &layout;
+
+    fn check_type() -> Result<()> {
+        check_data_type::<T>()
     }
 
-    fn expect() -> Expect<'static> {
-        Expect {
-            kind: Kind::Mutex,
-            elem_size: std::mem::size_of::<T>() as u32,
-            elem_align: std::mem::align_of::<T>() as u32,
-            body_len: &layout,
-        }
-    }
-
-    fn init(region: &Region, value: T) {
+    fn init(region: &Region, value: T) -> Result<()> {
         let ptr = region.body_ptr(DATA_OFFSET as usize) as *mut T;
         // SAFETY: the body holds DATA_OFFSET + size_of::<T>() bytes (the spec says so and the
         // region was created from it); the data offset is 128-aligned from a page-aligned
         // mapping and align_of::<T>() <= 128 (checked); nobody else can see the region before
         // it is published.
         unsafe { ptr.write(value) };
+        Ok(())
     }
 
-    fn from_region(region: Region) -> Result<Mutex<T>> {
-        let me = region
-            .token()
-            .ok_or_else(|| Error::corrupted("participant handle without a token"))?;
+    fn attach(region: Region) -> Result<Mutex<T>> {
         Ok(Mutex {
+            me: object::participant(&region)?,
             region,
-            me,
             _t: PhantomData,
         })
     }
+}
 
+impl<T: Pod> Mutex<T> {
     /// Creates the mutex `name` holding `value`.
     ///
     /// # Errors
     /// [`Error::InvalidName`], [`Error::AlreadyExists`], [`Error::InvalidArgument`] if `T` is
     /// larger than 1 GiB or aligned to more than 128 bytes, [`Error::Io`].
     pub fn create(name: &str, value: T) -> Result<Mutex<T>> {
-        check_data_type::<T>()?;
-        let region = Region::create(name, &Self::spec(), region::create_mode(), |r| {
-            Self::init(r, value);
-            Ok(())
-        })?;
-        Self::from_region(region)
+        object::create(name, value)
     }
 
     /// Opens the existing mutex `name`.
@@ -527,8 +480,7 @@ impl<T: Pod> Mutex<T> {
     /// holds data of another size or alignment; [`Error::Corrupted`] if its region does not
     /// check out; [`Error::Busy`] if 128 handles are attached already.
     pub fn open(name: &str) -> Result<Mutex<T>> {
-        check_data_type::<T>()?;
-        Self::from_region(Region::open(name, &Self::expect(), Attach::Participant)?)
+        object::open(name)
     }
 
     /// Opens `name`, creating it with `value` if it does not exist (safe when processes race:
@@ -537,18 +489,7 @@ impl<T: Pod> Mutex<T> {
     /// # Errors
     /// As [`Mutex::open`] and [`Mutex::create`].
     pub fn open_or_create(name: &str, value: T) -> Result<Mutex<T>> {
-        check_data_type::<T>()?;
-        let region = Region::open_or_create(
-            name,
-            &Self::spec(),
-            &Self::expect(),
-            region::create_mode(),
-            |r| {
-                Self::init(r, value);
-                Ok(())
-            },
-        )?;
-        Self::from_region(region)
+        object::open_or_create(name, value)
     }
 
     pub(crate) fn raw(&self) -> &RawMutex {
@@ -579,11 +520,7 @@ impl<T: Pod> Mutex<T> {
             panicking: std::thread::panicking(),
             _not_send: PhantomData,
         };
-        if self.raw().is_poisoned() {
-            Err(PoisonError::new(guard))
-        } else {
-            Ok(guard)
-        }
+        lock_result(self.raw().is_poisoned(), guard)
     }
 
     /// Acquires the lock, blocking until it is free (or its holder is proven dead).
@@ -606,10 +543,7 @@ impl<T: Pod> Mutex<T> {
     /// [`TryLockError::Poisoned`] as for [`Mutex::lock`].
     pub fn try_lock(&self) -> TryLockResult<MutexGuard<'_, T>> {
         let alive = region_liveness(&self.region);
-        if !self.raw().try_lock(self.me(), &alive) {
-            return Err(TryLockError::WouldBlock);
-        }
-        Ok(self.guard()?)
+        try_result(self.raw().try_lock(self.me(), &alive), || self.guard())
     }
 
     /// Acquires the lock, waiting at most `timeout`.
@@ -635,10 +569,9 @@ impl<T: Pod> Mutex<T> {
     /// ```
     pub fn lock_timeout(&self, timeout: Duration) -> TryLockResult<MutexGuard<'_, T>> {
         let alive = region_liveness(&self.region);
-        if !self.raw().lock(self.me(), Some(timeout), &alive) {
-            return Err(TryLockError::WouldBlock);
-        }
-        Ok(self.guard()?)
+        try_result(self.raw().lock(self.me(), Some(timeout), &alive), || {
+            self.guard()
+        })
     }
 
     /// True if the mutex is poisoned (a holder died or panicked while holding it).
@@ -666,22 +599,12 @@ impl<T: Pod> Mutex<T> {
         self.raw().clear_poison();
     }
 
-    /// The object's name.
-    pub fn name(&self) -> &str {
-        self.region.name()
-    }
-
-    /// Hands the name up: it outlives this handle.
-    pub fn persist(&self) {
-        self.region.persist()
-    }
+    object::name_and_persist!();
 }
 
 impl<T: Pod> fmt::Debug for Mutex<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Mutex")
-            .field("name", &self.name())
-            .field("kind", &"mutex")
+        object::debug_struct(f, "Mutex", &self.region)
             .field("type", &std::any::type_name::<T>())
             .field("poisoned", &self.is_poisoned())
             .finish()
@@ -718,9 +641,9 @@ impl<'a, T: Pod> MutexGuard<'a, T> {
 impl<T: Pod> Deref for MutexGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        // SAFETY: the pointer is in bounds and aligned (see `Mutex::init`); the lock is held by
-        // this guard, so no protocol-following peer writes the data while the reference lives;
-        // `T: Pod` makes whatever bits a rogue peer may leave a valid `T`.
+        // SAFETY: the pointer is in bounds and aligned (see `init` in `impl Object for Mutex`);
+        // the lock is held by this guard, so no protocol-following peer writes the data while
+        // the reference lives; `T: Pod` makes whatever bits a rogue peer may leave a valid `T`.
         unsafe { &*self.mutex.data_ptr() }
     }
 }
@@ -935,26 +858,10 @@ mod tests {
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::*;
+    use crate::sync::model::{get, set, token};
     use loom::cell::UnsafeCell;
     use loom::sync::atomic::AtomicBool;
     use loom::sync::Arc;
-
-    /// Reads a model cell. Loom checks that the access is ordered after every conflicting one
-    /// (a race fails the model), which is what the lock under test must guarantee.
-    fn get<V: Copy>(c: &UnsafeCell<V>) -> V {
-        // SAFETY: loom tracks every access to the cell and fails the model on a race.
-        c.with(|p| unsafe { *p })
-    }
-
-    /// Writes a model cell (see [`get`]).
-    fn set<V>(c: &UnsafeCell<V>, v: V) {
-        // SAFETY: loom tracks every access to the cell and fails the model on a race.
-        c.with_mut(|p| unsafe { *p = v })
-    }
-
-    fn token(slot: u32) -> u32 {
-        Token::new(slot, 1).raw()
-    }
 
     struct Shared {
         raw: RawMutex,
@@ -990,10 +897,10 @@ mod loom_tests {
             let handles: Vec<_> = (1..3)
                 .map(|slot| {
                     let s = s.clone();
-                    loom::thread::spawn(move || s.increment(token(slot)))
+                    loom::thread::spawn(move || s.increment(token(slot).raw()))
                 })
                 .collect();
-            s.increment(token(3));
+            s.increment(token(3).raw());
             for h in handles {
                 h.join().unwrap();
             }
@@ -1010,10 +917,10 @@ mod loom_tests {
         loom::model(|| {
             let s = Shared::new();
             s.alive[0].store(false, Ordering::SeqCst);
-            s.raw.lock.store(token(0), Ordering::SeqCst);
+            s.raw.lock.store(token(0).raw(), Ordering::SeqCst);
             let s2 = s.clone();
-            let h = loom::thread::spawn(move || s2.increment(token(1)));
-            s.increment(token(2));
+            let h = loom::thread::spawn(move || s2.increment(token(1).raw()));
+            s.increment(token(2).raw());
             h.join().unwrap();
             assert_eq!(get(&s.data), 2);
             assert!(s.raw.is_poisoned());
@@ -1029,14 +936,14 @@ mod loom_tests {
         loom::model(|| {
             let s = Shared::new();
             let s2 = s.clone();
-            let owner = token(1);
+            let owner = token(1).raw();
             let h = loom::thread::spawn(move || {
                 assert!(s2.raw.lock(owner, None, &|t| s2.alive(t)));
                 set(&s2.data, 10);
                 // Dies holding the lock: the OS drops its liveness token.
                 s2.alive[1].store(false, Ordering::SeqCst);
             });
-            let me = token(2);
+            let me = token(2).raw();
             assert!(s
                 .raw
                 .lock(me, Some(Duration::from_secs(1)), &|t| s.alive(t)));

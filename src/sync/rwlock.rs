@@ -86,20 +86,27 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
-use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
+#[cfg(doc)]
+use std::sync::TryLockError; // the `# Errors` sections link to it
+use std::sync::{LockResult, TryLockResult};
 use std::time::Duration;
 
 use bytemuck::Pod;
 
-use super::mutex::{check_data_type, data_layout, owner_dead, region_liveness, wake, Parker};
-use super::wait::Park;
-use crate::error::{Error, Result};
+use super::mutex::{
+    check_data_type, data_layout, lock_result, owner_dead, region_liveness, try_result,
+};
+use super::wait::{self, Park, Wait};
+#[cfg(doc)]
+use crate::error::Error; // the `# Errors` sections link to it
+use crate::error::Result;
 use crate::loom::atomic::{
     AtomicU32, AtomicU64,
     Ordering::{Relaxed, SeqCst},
 };
+use crate::object::{self, Object};
 use crate::region::registry::MAX_PARTICIPANTS;
-use crate::region::{self, Attach, Expect, Kind, Region, Shared, Spec, Token};
+use crate::region::{Kind, LayoutFn, Region, Shared, Spec, Token};
 
 /// Bits of `state` that hold the writer's token.
 const TOKEN_MASK: u32 = (1 << 29) - 1;
@@ -256,7 +263,7 @@ impl RawRwLock<'_> {
         let Some(mut s) = self.read_attempt(me) else {
             return true;
         };
-        let mut w = Parker::new(timeout);
+        let mut w = wait::waiter(timeout);
         let mut check = true;
         loop {
             if !w.spin() {
@@ -308,7 +315,7 @@ impl RawRwLock<'_> {
             let s = self.w.state.load(SeqCst);
             if owner(s) != 0 && s & HELD == 0 {
                 self.w.drain.fetch_add(1, SeqCst);
-                wake(&self.w.drain, 1);
+                wait::wake(&self.w.drain, 1);
             }
         }
     }
@@ -362,7 +369,7 @@ impl RawRwLock<'_> {
         timeout: Option<Duration>,
         alive: &dyn Fn(u32) -> bool,
     ) -> bool {
-        let mut w = Parker::new(timeout);
+        let mut w = wait::waiter(timeout);
         loop {
             // Phase 1: put our token in `state`.
             let mut check = true;
@@ -476,7 +483,7 @@ impl RawRwLock<'_> {
             match self.w.state.compare_exchange(s, 0, SeqCst, SeqCst) {
                 Ok(_) => {
                     if s & PARKED != 0 {
-                        wake(&self.w.state, u32::MAX);
+                        wait::wake(&self.w.state, u32::MAX);
                     }
                     return;
                 }
@@ -584,40 +591,28 @@ unsafe impl<T: Pod + Send> Send for RwLock<T> {}
 // SAFETY: as above.
 unsafe impl<T: Pod + Send + Sync> Sync for RwLock<T> {}
 
-impl<T: Pod> RwLock<T> {
-    fn spec() -> Spec {
-        let size = std::mem::size_of::<T>() as u32;
-        Spec {
-            kind: Kind::RwLock,
-            elem_size: size,
-            elem_align: std::mem::align_of::<T>() as u32,
-            capacity: 1,
-            params: [0; 4],
-            body_len: DATA_OFFSET + size as u64,
-        }
+impl<T: Pod> Object for RwLock<T> {
+    type Args = T;
+    const KIND: Kind = Kind::RwLock;
+    const ELEM_SIZE: u32 = std::mem::size_of::<T>() as u32;
+    const ELEM_ALIGN: u32 = std::mem::align_of::<T>() as u32;
+    const LAYOUT: &'static LayoutFn = &layout;
+
+    fn check_type() -> Result<()> {
+        check_data_type::<T>()
     }
 
-    fn expect() -> Expect<'static> {
-        Expect {
-            kind: Kind::RwLock,
-            elem_size: std::mem::size_of::<T>() as u32,
-            elem_align: std::mem::align_of::<T>() as u32,
-            body_len: &layout,
-        }
-    }
-
-    fn init(region: &Region, value: T) {
+    fn init(region: &Region, value: T) -> Result<()> {
         let ptr = region.body_ptr(DATA_OFFSET as usize) as *mut T;
         // SAFETY: the body holds DATA_OFFSET + size_of::<T>() bytes; the data offset is a
         // multiple of 128 from a page-aligned mapping and align_of::<T>() <= 128 (checked);
         // nobody else sees the region before it is published.
         unsafe { ptr.write(value) };
+        Ok(())
     }
 
-    fn from_region(region: Region) -> Result<RwLock<T>> {
-        let me = region
-            .token()
-            .ok_or_else(|| Error::corrupted("participant handle without a token"))?;
+    fn attach(region: Region) -> Result<RwLock<T>> {
+        let me = object::participant(&region)?;
         let lock = RwLock {
             region,
             me,
@@ -626,19 +621,16 @@ impl<T: Pod> RwLock<T> {
         lock.raw().attach(me);
         Ok(lock)
     }
+}
 
+impl<T: Pod> RwLock<T> {
     /// Creates the rwlock `name` holding `value`.
     ///
     /// # Errors
     /// [`Error::InvalidName`], [`Error::AlreadyExists`], [`Error::InvalidArgument`] if `T` is
     /// larger than 1 GiB or aligned to more than 128 bytes, [`Error::Io`].
     pub fn create(name: &str, value: T) -> Result<RwLock<T>> {
-        check_data_type::<T>()?;
-        let region = Region::create(name, &Self::spec(), region::create_mode(), |r| {
-            Self::init(r, value);
-            Ok(())
-        })?;
-        Self::from_region(region)
+        object::create(name, value)
     }
 
     /// Opens the existing rwlock `name`.
@@ -648,8 +640,7 @@ impl<T: Pod> RwLock<T> {
     /// holds data of another size or alignment; [`Error::Corrupted`]; [`Error::Busy`] if 128
     /// handles are attached already.
     pub fn open(name: &str) -> Result<RwLock<T>> {
-        check_data_type::<T>()?;
-        Self::from_region(Region::open(name, &Self::expect(), Attach::Participant)?)
+        object::open(name)
     }
 
     /// Opens `name`, creating it with `value` if it does not exist (race-free).
@@ -657,18 +648,7 @@ impl<T: Pod> RwLock<T> {
     /// # Errors
     /// As [`RwLock::open`] and [`RwLock::create`].
     pub fn open_or_create(name: &str, value: T) -> Result<RwLock<T>> {
-        check_data_type::<T>()?;
-        let region = Region::open_or_create(
-            name,
-            &Self::spec(),
-            &Self::expect(),
-            region::create_mode(),
-            |r| {
-                Self::init(r, value);
-                Ok(())
-            },
-        )?;
-        Self::from_region(region)
+        object::open_or_create(name, value)
     }
 
     fn raw(&self) -> RawRwLock<'_> {
@@ -688,11 +668,7 @@ impl<T: Pod> RwLock<T> {
             lock: self,
             _not_send: PhantomData,
         };
-        if self.raw().is_poisoned() {
-            Err(PoisonError::new(guard))
-        } else {
-            Ok(guard)
-        }
+        lock_result(self.raw().is_poisoned(), guard)
     }
 
     fn write_guard(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
@@ -701,11 +677,7 @@ impl<T: Pod> RwLock<T> {
             panicking: std::thread::panicking(),
             _not_send: PhantomData,
         };
-        if self.raw().is_poisoned() {
-            Err(PoisonError::new(guard))
-        } else {
-            Ok(guard)
-        }
+        lock_result(self.raw().is_poisoned(), guard)
     }
 
     /// Takes a shared read lock, blocking while a writer holds the lock or waits for it.
@@ -726,10 +698,7 @@ impl<T: Pod> RwLock<T> {
     /// [`TryLockError::Poisoned`] as for [`RwLock::read`].
     pub fn try_read(&self) -> TryLockResult<RwLockReadGuard<'_, T>> {
         let alive = region_liveness(&self.region);
-        if !self.raw().try_read(self.me, &alive) {
-            return Err(TryLockError::WouldBlock);
-        }
-        Ok(self.read_guard()?)
+        try_result(self.raw().try_read(self.me, &alive), || self.read_guard())
     }
 
     /// Takes a read lock, waiting at most `timeout`.
@@ -739,10 +708,9 @@ impl<T: Pod> RwLock<T> {
     /// [`RwLock::read`].
     pub fn read_timeout(&self, timeout: Duration) -> TryLockResult<RwLockReadGuard<'_, T>> {
         let alive = region_liveness(&self.region);
-        if !self.raw().read(self.me, Some(timeout), &alive) {
-            return Err(TryLockError::WouldBlock);
-        }
-        Ok(self.read_guard()?)
+        try_result(self.raw().read(self.me, Some(timeout), &alive), || {
+            self.read_guard()
+        })
     }
 
     /// Takes the exclusive write lock, blocking until no reader or writer holds it.
@@ -762,10 +730,7 @@ impl<T: Pod> RwLock<T> {
     /// [`TryLockError::Poisoned`] as for [`RwLock::write`].
     pub fn try_write(&self) -> TryLockResult<RwLockWriteGuard<'_, T>> {
         let alive = region_liveness(&self.region);
-        if !self.raw().try_write(self.me, &alive) {
-            return Err(TryLockError::WouldBlock);
-        }
-        Ok(self.write_guard()?)
+        try_result(self.raw().try_write(self.me, &alive), || self.write_guard())
     }
 
     /// Takes the write lock, waiting at most `timeout`. While it waits, new readers wait too.
@@ -775,10 +740,9 @@ impl<T: Pod> RwLock<T> {
     /// [`RwLock::write`].
     pub fn write_timeout(&self, timeout: Duration) -> TryLockResult<RwLockWriteGuard<'_, T>> {
         let alive = region_liveness(&self.region);
-        if !self.raw().write(self.me, Some(timeout), &alive) {
-            return Err(TryLockError::WouldBlock);
-        }
-        Ok(self.write_guard()?)
+        try_result(self.raw().write(self.me, Some(timeout), &alive), || {
+            self.write_guard()
+        })
     }
 
     /// True if a writer died or panicked while holding the lock (until cleared).
@@ -791,22 +755,12 @@ impl<T: Pod> RwLock<T> {
         self.raw().clear_poison();
     }
 
-    /// The object's name.
-    pub fn name(&self) -> &str {
-        self.region.name()
-    }
-
-    /// Hands the name up: it outlives this handle.
-    pub fn persist(&self) {
-        self.region.persist()
-    }
+    object::name_and_persist!();
 }
 
 impl<T: Pod> fmt::Debug for RwLock<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RwLock")
-            .field("name", &self.name())
-            .field("kind", &"rwlock")
+        object::debug_struct(f, "RwLock", &self.region)
             .field("type", &std::any::type_name::<T>())
             .field("poisoned", &self.is_poisoned())
             .finish()
@@ -826,8 +780,9 @@ unsafe impl<T: Pod + Sync> Sync for RwLockReadGuard<'_, T> {}
 impl<T: Pod> Deref for RwLockReadGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        // SAFETY: in bounds and aligned (see `RwLock::init`); the read lock excludes writers
-        // that follow the protocol while the reference lives; any bits are a valid `T: Pod`.
+        // SAFETY: in bounds and aligned (see `init` in `impl Object for RwLock`); the read lock
+        // excludes writers that follow the protocol while the reference lives; any bits are a
+        // valid `T: Pod`.
         unsafe { &*self.lock.data_ptr() }
     }
 }
@@ -895,6 +850,7 @@ impl<T: Pod> fmt::Debug for RwLockWriteGuard<'_, T> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use std::sync::TryLockError;
     use std::time::Instant;
 
     fn name(tag: &str) -> String {
@@ -1039,7 +995,7 @@ mod tests {
 
     #[test]
     fn layout_never_panics() {
-        let mut spec = RwLock::<u64>::spec();
+        let mut spec = object::spec::<RwLock<u64>>(0).unwrap();
         assert_eq!(layout(&spec), Some(DATA_OFFSET + 8));
         spec.elem_size = u32::MAX;
         assert_eq!(layout(&spec), None);
@@ -1052,22 +1008,10 @@ mod tests {
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::*;
+    use crate::sync::model::{get, set, token};
     use loom::cell::UnsafeCell;
     use loom::sync::atomic::AtomicBool;
     use loom::sync::Arc;
-
-    /// Reads a model cell. Loom checks that the access is ordered after every conflicting one
-    /// (a race fails the model), which is what the lock under test must guarantee.
-    fn get<V: Copy>(c: &UnsafeCell<V>) -> V {
-        // SAFETY: loom tracks every access to the cell and fails the model on a race.
-        c.with(|p| unsafe { *p })
-    }
-
-    /// Writes a model cell (see [`get`]).
-    fn set<V>(c: &UnsafeCell<V>, v: V) {
-        // SAFETY: loom tracks every access to the cell and fails the model on a race.
-        c.with_mut(|p| unsafe { *p = v })
-    }
 
     struct Shared {
         words: RwWords,
@@ -1090,7 +1034,7 @@ mod loom_tests {
                 alive: std::array::from_fn(|_| AtomicBool::new(true)),
             });
             for slot in 0..3 {
-                s.raw().attach(tok(slot));
+                s.raw().attach(token(slot));
             }
             s
         }
@@ -1104,22 +1048,18 @@ mod loom_tests {
             self.alive[Token::from_raw(raw).unwrap().slot() as usize].load(SeqCst)
         }
         fn read(&self, slot: u32) -> u32 {
-            let me = tok(slot);
+            let me = token(slot);
             assert!(self.raw().read(me, None, &|t| self.alive(t)));
             let v = get(&self.data);
             self.raw().read_unlock(me);
             v
         }
         fn write(&self, slot: u32) {
-            let me = tok(slot);
+            let me = token(slot);
             assert!(self.raw().write(me, None, &|t| self.alive(t)));
             set(&self.data, get(&self.data) + 1);
             self.raw().write_unlock(me);
         }
-    }
-
-    fn tok(slot: u32) -> Token {
-        Token::new(slot, 1)
     }
 
     /// A reader and a writer race (the store-buffer handshake): loom's cell checks exclusion
@@ -1160,7 +1100,7 @@ mod loom_tests {
     fn pending_writer_blocks_new_readers() {
         loom::model(|| {
             let s = Shared::new();
-            let r0 = tok(0);
+            let r0 = token(0);
             assert!(s.raw().read(r0, None, &|_| true));
             let s2 = s.clone();
             let w = loom::thread::spawn(move || s2.write(1));
@@ -1168,7 +1108,7 @@ mod loom_tests {
             while owner(s.words.state.load(SeqCst)) == 0 {
                 loom::thread::yield_now();
             }
-            assert!(!s.raw().try_read(tok(2), &|_| true));
+            assert!(!s.raw().try_read(token(2), &|_| true));
             s.raw().read_unlock(r0);
             w.join().unwrap();
             assert_eq!(s.read(2), 1);
@@ -1183,7 +1123,7 @@ mod loom_tests {
         loom::model(|| {
             let s = Shared::new();
             s.alive[1].store(false, SeqCst);
-            s.words.state.store(tok(1).raw() | HELD, SeqCst);
+            s.words.state.store(token(1).raw() | HELD, SeqCst);
             let s2 = s.clone();
             let w = loom::thread::spawn(move || s2.write(2));
             let seen = s.read(0);
@@ -1205,13 +1145,13 @@ mod loom_tests {
             s.alive[0].store(false, SeqCst);
             let s2 = s.clone();
             let w = loom::thread::spawn(move || {
-                let me = tok(1);
+                let me = token(1);
                 assert!(s2.raw().write(me, None, &|t| s2.alive(t)));
                 set(&s2.data, 7);
                 // Dies holding the write lock.
                 s2.alive[1].store(false, SeqCst);
             });
-            let me = tok(2);
+            let me = token(2);
             assert!(s
                 .raw()
                 .read(me, Some(Duration::from_secs(1)), &|t| s.alive(t)));

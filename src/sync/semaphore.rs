@@ -90,13 +90,15 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+#[cfg(doc)]
+use crate::error::Error; // the `# Errors` sections link to it
+use crate::error::Result;
 use crate::loom::atomic::{
     AtomicU32, AtomicU64,
     Ordering::{AcqRel, Acquire, Relaxed, Release},
 };
-use crate::region::{self, registry::MAX_PARTICIPANTS, Attach, Expect, Kind, Region, Shared};
-use crate::region::{Spec, Token};
+use crate::object::{self, Object};
+use crate::region::{registry::MAX_PARTICIPANTS, Kind, LayoutFn, Region, Shared, Spec, Token};
 use crate::sync::wait::{self, Park, Wait, Waiter};
 
 /// Bytes of the body: `count`, `seq`, reserved up to 128, then `held[128]`.
@@ -441,45 +443,33 @@ pub struct Semaphore {
     me: Token,
 }
 
-impl Semaphore {
-    fn spec(permits: u32) -> Spec {
-        Spec {
-            kind: Kind::Semaphore,
-            elem_size: 0,
-            elem_align: 1,
-            capacity: permits as u64,
-            params: [0; 4],
-            body_len: BODY_LEN,
-        }
+impl Object for Semaphore {
+    /// The initial permits.
+    type Args = u32;
+    const KIND: Kind = Kind::Semaphore;
+    const LAYOUT: &'static LayoutFn = &layout;
+
+    fn capacity(permits: u32) -> Result<u64> {
+        Ok(permits as u64)
     }
 
-    fn expect() -> Expect<'static> {
-        Expect {
-            kind: Kind::Semaphore,
-            elem_size: 0,
-            elem_align: 1,
-            body_len: &layout,
-        }
-    }
-
-    fn init(permits: u32) -> impl Fn(&Region) -> Result<()> {
-        move |r: &Region| {
-            r.body::<State<MAX_PARTICIPANTS>>(0)
-                .count
-                .store(join(permits, 0), Relaxed);
-            Ok(())
-        }
+    fn init(region: &Region, permits: u32) -> Result<()> {
+        region
+            .body::<State<MAX_PARTICIPANTS>>(0)
+            .count
+            .store(join(permits, 0), Relaxed);
+        Ok(())
     }
 
     fn attach(region: Region) -> Result<Semaphore> {
-        let me = region
-            .token()
-            .ok_or_else(|| Error::corrupted("participant handle without a token"))?;
+        let me = object::participant(&region)?;
         let sem = Semaphore { region, me };
         sem.state().adopt(me);
         Ok(sem)
     }
+}
 
+impl Semaphore {
     fn state(&self) -> &State<MAX_PARTICIPANTS> {
         self.region.body(0)
     }
@@ -494,13 +484,7 @@ impl Semaphore {
     /// # Errors
     /// [`Error::InvalidName`], [`Error::AlreadyExists`], [`Error::Io`].
     pub fn create(name: &str, permits: u32) -> Result<Semaphore> {
-        let region = Region::create(
-            name,
-            &Self::spec(permits),
-            region::create_mode(),
-            Self::init(permits),
-        )?;
-        Self::attach(region)
+        object::create(name, permits)
     }
 
     /// Opens the existing semaphore `name`.
@@ -510,7 +494,7 @@ impl Semaphore {
     /// [`Error::Corrupted`] if its region does not check out; [`Error::Busy`] if 128 handles
     /// are attached already.
     pub fn open(name: &str) -> Result<Semaphore> {
-        Self::attach(Region::open(name, &Self::expect(), Attach::Participant)?)
+        object::open(name)
     }
 
     /// Opens `name`, creating it with `permits` permits if it does not exist (race-free; an
@@ -519,14 +503,7 @@ impl Semaphore {
     /// # Errors
     /// As [`Semaphore::open`] and [`Semaphore::create`].
     pub fn open_or_create(name: &str, permits: u32) -> Result<Semaphore> {
-        let region = Region::open_or_create(
-            name,
-            &Self::spec(permits),
-            &Self::expect(),
-            region::create_mode(),
-            Self::init(permits),
-        )?;
-        Self::attach(region)
+        object::open_or_create(name, permits)
     }
 
     /// Takes a permit, waiting (parked on a futex) as long as none is available.
@@ -583,15 +560,7 @@ impl Semaphore {
         self.state().recover(self.me, &alive)
     }
 
-    /// The object's name.
-    pub fn name(&self) -> &str {
-        self.region.name()
-    }
-
-    /// Hands the name up: it outlives this handle.
-    pub fn persist(&self) {
-        self.region.persist()
-    }
+    object::name_and_persist!();
 }
 
 impl Drop for Semaphore {
@@ -603,9 +572,7 @@ impl Drop for Semaphore {
 impl fmt::Debug for Semaphore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.state();
-        f.debug_struct("Semaphore")
-            .field("name", &self.name())
-            .field("kind", &"semaphore")
+        object::debug_struct(f, "Semaphore", &self.region)
             .field("available", &s.available())
             .field("waiters", &s.waiters())
             .field("held", &s.held_by(self.me))
@@ -616,6 +583,7 @@ impl fmt::Debug for Semaphore {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use crate::error::Error;
     use std::sync::atomic::{AtomicU32 as StdU32, Ordering::SeqCst};
     use std::sync::Arc;
 
@@ -714,76 +682,70 @@ mod tests {
 mod loom_tests {
     use super::*;
     use crate::loom::atomic::Ordering::SeqCst;
+    use crate::sync::model::{all_alive, token};
     use crate::sync::wait::ModelWaiter;
     use loom::sync::Arc;
     use loom::thread;
 
-    fn token(slot: u32) -> Token {
-        Token::new(slot, 1)
+    /// Threads of participant slots `slots` each take a permit of `s` `rounds` times (parking
+    /// in slices if `slices`, judging liveness by `alive`), check each time that nobody else
+    /// holds one, and give it back: `s` must come to hold exactly one permit, and it is back
+    /// in the end. Permits are never exceeded, and a parked acquirer is always woken (a lost
+    /// wake-up would leave a thread blocked forever: loom reports the deadlock).
+    fn contend_for_one_permit(
+        s: State<3>,
+        slots: std::ops::Range<u32>,
+        rounds: u32,
+        slices: bool,
+        alive: fn(Token) -> bool,
+    ) -> Arc<State<3>> {
+        let s = Arc::new(s);
+        let inside = Arc::new(AtomicU32::new(0));
+        let threads: Vec<_> = slots
+            .map(|slot| {
+                let (s, inside) = (s.clone(), inside.clone());
+                thread::spawn(move || {
+                    let me = token(slot);
+                    for _ in 0..rounds {
+                        let mut w = ModelWaiter {
+                            slices,
+                            ..ModelWaiter::blocking()
+                        };
+                        assert!(s.acquire(me, &mut w, &alive));
+                        assert_eq!(inside.fetch_add(1, SeqCst), 0, "two holders of one permit");
+                        inside.fetch_sub(1, SeqCst);
+                        s.release(me);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(split(s.count.load(SeqCst)), (1, 0));
+        s
     }
 
-    fn all_alive(_: Token) -> bool {
-        true
-    }
-
-    /// Permits are never exceeded, and a parked acquirer is always woken (a lost wake-up
-    /// would leave a thread blocked forever: loom reports the deadlock). Two rounds each, so a
-    /// woken waiter can find the permit gone and park again: with `LOOM_MAX_PREEMPTIONS=3`
-    /// (about a minute for this module) this model catches loading `count` before `seq`.
+    /// Two acquirers, two rounds each, so a woken waiter can find the permit gone and park
+    /// again: with `LOOM_MAX_PREEMPTIONS=3` (about a minute for this module) this model
+    /// catches loading `count` before `seq`.
     #[test]
     fn two_acquirers_one_permit() {
         loom::model(|| {
-            let s = Arc::new(State::<3>::new(1));
-            let inside = Arc::new(AtomicU32::new(0));
-            let threads: Vec<_> = (1..3)
-                .map(|slot| {
-                    let (s, inside) = (s.clone(), inside.clone());
-                    thread::spawn(move || {
-                        let me = token(slot);
-                        // Two rounds: a waiter woken by the first release may find the
-                        // permit gone again and must park a second time correctly.
-                        for _ in 0..2 {
-                            assert!(s.acquire(me, &mut ModelWaiter::blocking(), &all_alive));
-                            assert_eq!(inside.fetch_add(1, SeqCst), 0, "two holders");
-                            inside.fetch_sub(1, SeqCst);
-                            s.release(me);
-                        }
-                    })
-                })
-                .collect();
-            for t in threads {
-                t.join().unwrap();
-            }
-            assert_eq!(split(s.count.load(SeqCst)), (1, 0));
+            let s = contend_for_one_permit(State::new(1), 1..3, 2, false, all_alive);
             assert_eq!(s.held_by(token(1)) + s.held_by(token(2)), 0);
         });
     }
 
-    /// A signal: one side only releases, the other only acquires; no lost wake-up.
+    /// Three acquirers, one round each.
     #[test]
     fn three_acquirers_one_permit() {
         loom::model(|| {
-            let s = Arc::new(State::<3>::new(1));
-            let inside = Arc::new(AtomicU32::new(0));
-            let threads: Vec<_> = (0..3)
-                .map(|slot| {
-                    let (s, inside) = (s.clone(), inside.clone());
-                    thread::spawn(move || {
-                        let me = token(slot);
-                        assert!(s.acquire(me, &mut ModelWaiter::blocking(), &all_alive));
-                        assert_eq!(inside.fetch_add(1, SeqCst), 0, "two holders");
-                        inside.fetch_sub(1, SeqCst);
-                        s.release(me);
-                    })
-                })
-                .collect();
-            for t in threads {
-                t.join().unwrap();
-            }
-            assert_eq!(split(s.count.load(SeqCst)), (1, 0));
+            contend_for_one_permit(State::new(1), 0..3, 1, false, all_alive);
         });
     }
 
+    /// A signal: one side only releases, the other only acquires; no lost wake-up.
     #[test]
     fn release_as_signal_wakes_the_acquirer() {
         loom::model(|| {
@@ -806,8 +768,8 @@ mod loom_tests {
             let s2 = s.clone();
             let t = thread::spawn(move || s2.release(token(1)));
             let mut w = ModelWaiter {
-                slices: false,
                 parks: Some(0),
+                ..ModelWaiter::blocking()
             };
             let got = s.acquire(token(0), &mut w, &all_alive);
             t.join().unwrap();
@@ -826,30 +788,9 @@ mod loom_tests {
     #[test]
     fn dead_holder_is_reclaimed_exactly_once() {
         loom::model(|| {
-            let s = Arc::new(State::<3>::new(0));
-            let dead = token(2);
-            s.held[2].store(record(dead.raw(), 1), SeqCst);
-            let inside = Arc::new(AtomicU32::new(0));
-            let threads: Vec<_> = (0..2)
-                .map(|slot| {
-                    let (s, inside) = (s.clone(), inside.clone());
-                    thread::spawn(move || {
-                        let me = token(slot);
-                        let mut w = ModelWaiter {
-                            slices: true,
-                            parks: None,
-                        };
-                        assert!(s.acquire(me, &mut w, &|t| t != dead));
-                        assert_eq!(inside.fetch_add(1, SeqCst), 0, "permit returned twice");
-                        inside.fetch_sub(1, SeqCst);
-                        s.release(me);
-                    })
-                })
-                .collect();
-            for t in threads {
-                t.join().unwrap();
-            }
-            assert_eq!(split(s.count.load(SeqCst)), (1, 0));
+            let s = State::<3>::new(0);
+            s.held[2].store(record(token(2).raw(), 1), SeqCst);
+            let s = contend_for_one_permit(s, 0..2, 1, true, |t| t != token(2));
             assert_eq!(s.held[2].load(SeqCst), 0);
         });
     }

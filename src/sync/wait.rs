@@ -24,7 +24,7 @@
 
 use std::time::Duration;
 
-use crate::loom::atomic::AtomicU32;
+use crate::loom::atomic::{AtomicU32, Ordering};
 use crate::loom::futex::{self, WaitResult};
 use crate::loom::hint;
 
@@ -90,8 +90,7 @@ impl Waiter {
     }
 
     /// A waiter that never spins: its first [`spin`](Self::spin) says "park". For callers
-    /// that asked not to poll (more processes than cores, or power over latency), and for
-    /// the loom models (spinning only multiplies interleavings).
+    /// that asked not to poll (more processes than cores, or power over latency).
     pub fn without_spin(timeout: Option<Duration>) -> Waiter {
         Waiter {
             step: SPIN_STEPS + YIELD_STEPS,
@@ -168,30 +167,66 @@ impl Wait for Waiter {
     }
 }
 
-/// A [`Wait`] for loom models: never spins; parks untimed on the model futex (a missing wake
-/// is a deadlock), or, with `slices`, returns [`Park::Slice`] at once (the model of "a slice ran
-/// out": the caller re-checks liveness); after `parks` parks it reports [`Park::TimedOut`].
-#[cfg(all(test, loom))]
+/// The waiter of a protocol core that is handed a timeout rather than a [`Wait`] (the locks and
+/// the condvar, which make their waiter on the slow path only, so that an uncontended call never
+/// reads the clock): [`Waiter::new`], or under loom `ModelWaiter::for_timeout`.
+#[cfg(not(loom))]
+pub(crate) fn waiter(timeout: Option<Duration>) -> impl Wait {
+    Waiter::new(timeout)
+}
+
+/// Under loom: [`ModelWaiter::for_timeout`] (see the non-loom twin).
+#[cfg(loom)]
+pub(crate) fn waiter(timeout: Option<Duration>) -> impl Wait {
+    ModelWaiter::for_timeout(timeout)
+}
+
+/// A [`Wait`] for loom models: never spins (spinning only multiplies interleavings); parks
+/// untimed on the model futex (`crate::loom::futex`, which wakes at most `n` waiters as the
+/// kernel does: a protocol that loses a wake-up deadlocks the model, and loom reports it,
+/// instead of being rescued by the next slice), or, with `slices`, returns [`Park::Slice`] at
+/// once (the model of "a slice ran out": the caller re-checks liveness); after `parks` parks it
+/// reports [`Park::TimedOut`].
+#[cfg(loom)]
 #[derive(Debug)]
 pub struct ModelWaiter {
     /// Park in slices (yield, then `Slice`) instead of blocking.
     pub slices: bool,
     /// Parks left before `TimedOut` (`None`: never times out).
     pub parks: Option<u32>,
+    /// Report a wake from an untimed park as [`Park::Slice`] too, so the caller re-checks
+    /// liveness after every park.
+    pub wake_as_slice: bool,
 }
 
-#[cfg(all(test, loom))]
+#[cfg(loom)]
 impl ModelWaiter {
-    /// Blocks untimed on every park, never times out.
+    /// Blocks untimed on every park, never times out (the models of the cores that take a
+    /// [`Wait`]).
+    #[cfg(test)]
     pub fn blocking() -> ModelWaiter {
         ModelWaiter {
             slices: false,
             parks: None,
+            wake_as_slice: false,
+        }
+    }
+
+    /// The model of `Waiter::new(timeout)` that [`waiter`] gives the lock cores under loom. An
+    /// *untimed* wait blocks on the model futex. A *timed* wait returns from every park at
+    /// once, as if a slice had ended (the model clock never reaches a deadline), which lets
+    /// models explore the liveness re-check that a slice end triggers. Every park returns
+    /// [`Park::Slice`], so that re-check follows every wake.
+    pub fn for_timeout(timeout: Option<Duration>) -> ModelWaiter {
+        ModelWaiter {
+            slices: timeout.is_some(),
+            parks: None,
+            wake_as_slice: true,
         }
     }
 }
 
-#[cfg(all(test, loom))]
+#[cfg(loom)]
 impl Wait for ModelWaiter {
     fn spin(&mut self) -> bool {
         false
@@ -204,17 +239,47 @@ impl Wait for ModelWaiter {
             *n -= 1;
         }
         if self.slices {
-            loom::thread::yield_now();
+            hint::yield_now();
             return Park::Slice;
         }
         futex::wait(word, expected, None);
-        Park::Woken
+        if self.wake_as_slice {
+            Park::Slice
+        } else {
+            Park::Woken
+        }
     }
 }
 
 /// Wakes up to `n` waiters parked on `word`.
 pub fn wake(word: &AtomicU32, n: u32) -> usize {
     futex::wake(word, n)
+}
+
+/// The publishing step of a word whose waiters announce themselves with a `parked` bit in it
+/// before they sleep on it: moves `word` from its value `cur` to `next(cur)` with one CAS
+/// (`AcqRel`, retried while others change the word; `next` returning `None` leaves the word
+/// alone), then, if the value it replaced had `parked` set, wakes every waiter parked on it.
+/// A waiter that set `parked` before this CAS is woken; one that tries after it fails its own
+/// CAS (the word changed) and re-checks; the futex refuses to sleep on a changed word.
+pub(crate) fn update_and_wake_all(
+    word: &AtomicU32,
+    parked: u32,
+    mut next: impl FnMut(u32) -> Option<u32>,
+) {
+    let mut cur = word.load(Ordering::Relaxed);
+    loop {
+        let Some(new) = next(cur) else { return };
+        match word.compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Relaxed) {
+            Ok(_) => {
+                if cur & parked != 0 {
+                    wake(word, u32::MAX);
+                }
+                return;
+            }
+            Err(actual) => cur = actual,
+        }
+    }
 }
 
 #[cfg(all(test, not(loom)))]
