@@ -644,34 +644,43 @@ fn pipe_victim(r: &str) -> ! {
                     seq += 1;
                 }
                 for _ in 0..8 {
+                    // Checked and recorded inside the closure, before the message is released:
+                    // a kill can leave a message recorded and still queued (the next B gets
+                    // it again: at-least-once for the one in flight), never consumed and
+                    // unrecorded.
+                    let mut check = |m: &[u8]| -> Result<(), String> {
+                        let Some((0, s)) = pipe_check(m) else {
+                            return Err(format!("torn or foreign message of {} bytes", m.len()));
+                        };
+                        let ok = match last {
+                            // Died after reading, before releasing: we get that one again.
+                            None if exact => s == base,
+                            None => s == base || s == base + 1,
+                            Some(l) => s == l + 1,
+                        };
+                        if !ok {
+                            return Err(format!(
+                                "got {s} after {last:?} (previous B recorded {base}, exact {exact})"
+                            ));
+                        }
+                        last = Some(s);
+                        taken.store(s);
+                        Ok(())
+                    };
                     let got = if drain {
-                        match c.recv_timeout(VICTIM_WAIT) {
-                            Ok(m) => Some(m),
+                        match c.recv_with_timeout(VICTIM_WAIT, &mut check) {
+                            Ok(r) => Some(r),
                             Err(Error::Disconnected) => return Ok(()),
                             Err(e) => return Err(format!("drain recv: {e}")),
                         }
-                    } else if rng.chance(30) {
-                        c.try_recv_with(|b| b.to_vec())
-                            .map_err(|e| format!("try_recv_with: {e}"))?
                     } else {
-                        c.try_recv().map_err(|e| format!("try_recv: {e}"))?
+                        c.try_recv_with(&mut check)
+                            .map_err(|e| format!("try_recv_with: {e}"))?
                     };
-                    let Some(m) = got else { break };
-                    let Some((0, s)) = pipe_check(&m) else {
-                        return Err(format!("torn or foreign message of {} bytes", m.len()));
-                    };
-                    let ok = match last {
-                        None if exact => s == base + 1,
-                        None => s == base + 1 || s == base + 2,
-                        Some(l) => s == l + 1,
-                    };
-                    if !ok {
-                        return Err(format!(
-                            "got {s} after {last:?} (previous B recorded {base}, exact {exact})"
-                        ));
+                    match got {
+                        None => break,
+                        Some(checked) => checked?,
                     }
-                    last = Some(s);
-                    taken.store(s);
                 }
             }
         })

@@ -3,7 +3,7 @@
 //!
 //! # Layout (the region body)
 //! ```text
-//! 0      EndsCtl        state[2], light[2]: u32 per end               one 128-byte line
+//! 0      EndsCtl        state[2]: u32 per end                         one 128-byte line
 //! 128    RingCtl 0      ring A -> B: tail | head | parked flags       three lines
 //! 512    RingCtl 1      ring B -> A                                    three lines
 //! 1024   data 0         ring A -> B, `size` bytes
@@ -71,10 +71,11 @@
 //! they must not call back into the same side of the same end (that would deadlock).
 //!
 //! # Light ends
-//! An end whose process registered for `membarrier` ([`asym`]) publishes with a compiler
-//! fence only and says so in its `light` word (written before its state word says
-//! `ATTACHED`); a peer about to park reads that word and issues the `membarrier` itself. So
-//! a message costs no full fence on either side while nobody sleeps.
+//! An end whose process registered for `membarrier` ([`asym`]) publishes and releases with a
+//! compiler fence only while its peer rarely parks, and says so in the rings' light words
+//! (written before its state word says `ATTACHED`); a peer about to park reads them and
+//! issues the `membarrier` itself. So a message costs no full fence on either side while
+//! nobody sleeps (see [`ring`](super::ring)).
 //!
 //! # Waiting
 //! A blocked `send`/`recv` first polls for about 5 µs ([`QUEUE_SPIN_POLLS`], yielding the CPU
@@ -142,10 +143,7 @@ const _: () = {
 struct EndsCtl {
     /// `NEVER` / `ATTACHED` / `DETACHED`, written by the end's holder only.
     state: [AtomicU32; 2],
-    /// [`asym::LIGHT`] while the end's holder publishes (into its send ring) and releases
-    /// (in its receive ring) with a compiler fence only; written by the holder before it
-    /// attaches, read by a peer about to park (see [`asym`]).
-    light: [AtomicU32; 2],
+    _reserved: [AtomicU32; 2],
     _pad: [AtomicU64; 14],
 }
 
@@ -361,6 +359,9 @@ enum Wait {
 /// name (unless [`persist`](Connection::persist)ed); the other end keeps working.
 pub struct Connection {
     region: Region,
+    /// The control words and data area of ring `end` (we produce) and ring `1 - end` (we
+    /// consume), resolved once from the validated layout (see `ring_of`).
+    rings: [(std::ptr::NonNull<RingCtl>, *mut u8); 2],
     /// 0 = A, 1 = B. We produce into ring `end` and consume ring `1 - end`.
     end: u32,
     size: u64,
@@ -384,22 +385,35 @@ fn lock<T>(m: &BiasedLock<T>) -> BiasedGuard<'_, T> {
     m.lock()
 }
 
+// SAFETY: the raw pointers in `rings` point into `region`'s mapping, which moves with the
+// handle and lives as long as it; everything reached through them is atomics or ring bytes
+// whose access the protocol and the side locks serialise (see `ring_of`). The other fields
+// are Send + Sync.
+unsafe impl Send for Connection {}
+// SAFETY: as above; shared use from several threads goes through the side locks.
+unsafe impl Sync for Connection {}
+
 impl Connection {
     fn attach(region: Region, end: u32) -> Result<Connection> {
         let cap = region.spec().capacity;
         let size = ring_size(cap);
         let max = max_message(cap);
+        // Light words are declared before our state word says attached and before any
+        // publication (see `asym`).
         let light = asym::light_mode();
-        let producer = Producer::attach(&ring_of(&region, size, max, end as usize))?.light(light);
-        let consumer =
-            Consumer::attach(&ring_of(&region, size, max, 1 - end as usize))?.light(light);
-        // Before our state word says attached and before any publication (see `asym`).
-        asym::declare(
-            &region.body::<EndsCtl>(ENDS_OFFSET).light[end as usize],
-            light,
+        let (send, recv) = (
+            ring_of(&region, size, max, end as usize),
+            ring_of(&region, size, max, 1 - end as usize),
         );
+        let producer = Producer::attach(&send)?.light(&send, light);
+        let consumer = Consumer::attach(&recv)?.light(&recv, light);
+        let rings = [
+            (std::ptr::NonNull::from(send.ctl()), send.data()),
+            (std::ptr::NonNull::from(recv.ctl()), recv.data()),
+        ];
         let conn = Connection {
             region,
+            rings,
             end,
             size,
             max: max as usize,
@@ -417,17 +431,25 @@ impl Connection {
         self.region.body(ENDS_OFFSET)
     }
 
-    fn send_ring(&self) -> Ring<'_> {
-        ring_of(&self.region, self.size, self.max as u64, self.end as usize)
+    #[inline]
+    fn ring(&self, which: usize) -> Ring<'_> {
+        let (ctl, data) = self.rings[which];
+        // SAFETY: both pointers come from `ring_of` on `self.region`, whose mapping lives as
+        // long as `self`; `ring_of`'s conditions (a validated layout, `size` and `max` as
+        // computed there, one producer and one consumer through this protocol) still hold.
+        unsafe { Ring::new(ctl.as_ref(), data, self.size, self.max as u64) }
     }
 
+    /// The ring we produce into.
+    #[inline]
+    fn send_ring(&self) -> Ring<'_> {
+        self.ring(0)
+    }
+
+    /// The ring we consume.
+    #[inline]
     fn recv_ring(&self) -> Ring<'_> {
-        ring_of(
-            &self.region,
-            self.size,
-            self.max as u64,
-            1 - self.end as usize,
-        )
+        self.ring(1)
     }
 
     fn peer_end(&self) -> u32 {
@@ -493,6 +515,7 @@ impl Connection {
             },
             Wait::Block(timeout) => block(
                 ring.ctl().writer_flag(),
+                ring.ctl().consumer_light(),
                 &mut self.waiter(timeout),
                 self,
                 OnGone::Fail,
@@ -526,6 +549,7 @@ impl Connection {
             },
             Wait::Block(timeout) => block(
                 ring.ctl().reader_flag(),
+                ring.ctl().producer_light(),
                 &mut self.waiter(timeout),
                 self,
                 OnGone::Drain,
@@ -747,10 +771,6 @@ impl Peer for Connection {
         };
         self.seen_gone.store(gone as u32, Relaxed);
         gone
-    }
-
-    fn light_word(&self) -> Option<&AtomicU32> {
-        Some(&self.ends().light[self.peer_end() as usize])
     }
 }
 

@@ -13,6 +13,8 @@
 //! | `head: u64`     | consumer (`Release`)              | producer (`Acquire`) |
 //! | `reader_parked` | consumer sets 1, producer clears  | both                |
 //! | `writer_parked` | producer sets 1, consumer clears  | both                |
+//! | `producer_light`| producer (attach, mode switch)    | parking consumer    |
+//! | `consumer_light`| consumer (attach, mode switch)    | parking producer    |
 //!
 //! `tail` and `head` are byte positions that only grow (`u64`, wrapping arithmetic); the byte at
 //! position `p` lives at `data[p & (size - 1)]`, `size` a power of two. The ring holds
@@ -55,9 +57,10 @@
 //! keeps the protocol correct when several local threads wait on the same flag.
 //!
 //! The barrier on the publishing (hot) side is the price of this handshake. A side may be
-//! *light* ([`Producer::light`], [`Consumer::light`]): it publishes with a compiler fence only,
-//! and the parking peer, which learns so from the side's light word ([`Peer::light_word`]),
-//! follows its own fence with `membarrier` (see [`asym`] for the argument). Parking is done in
+//! *light* ([`Producer::light`], [`Consumer::light`]): it publishes with a compiler fence only
+//! while its peer rarely parks, and the parking peer, which learns so from the side's light
+//! word, follows its own fence with `membarrier` (see [`asym`] for the argument and the
+//! adaptive switch). Parking is done in
 //! slices (see [`crate::sync::wait`]), so even a wake that a scribbling peer suppresses costs
 //! at most one slice.
 //!
@@ -129,7 +132,13 @@ pub(crate) struct RingCtl {
     reader_parked: AtomicU32,
     /// 1 while the producer is (about to be) parked waiting for room; the consumer clears it.
     writer_parked: AtomicU32,
-    _pad_flags: [AtomicU64; 15],
+    /// [`asym::LIGHT`] while the producer publishes with a compiler fence only; written by
+    /// the producer (at attach and when its [`asym::Mode`] switches), read by a parking
+    /// consumer.
+    producer_light: AtomicU32,
+    /// The same for the consumer's releases, read by a parking producer.
+    consumer_light: AtomicU32,
+    _pad_flags: [AtomicU64; 14],
 }
 
 /// Bytes of a [`RingCtl`] in the region.
@@ -153,6 +162,8 @@ impl RingCtl {
             _pad_head: std::array::from_fn(|_| AtomicU64::new(0)),
             reader_parked: AtomicU32::new(0),
             writer_parked: AtomicU32::new(0),
+            producer_light: AtomicU32::new(0),
+            consumer_light: AtomicU32::new(0),
             _pad_flags: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
@@ -165,6 +176,16 @@ impl RingCtl {
     /// The flag the producer parks on.
     pub(crate) fn writer_flag(&self) -> &AtomicU32 {
         &self.writer_parked
+    }
+
+    /// The producer's light word (a parking consumer reads it).
+    pub(crate) fn producer_light(&self) -> &AtomicU32 {
+        &self.producer_light
+    }
+
+    /// The consumer's light word (a parking producer reads it).
+    pub(crate) fn consumer_light(&self) -> &AtomicU32 {
+        &self.consumer_light
     }
 
     /// Wakes whoever is parked on either flag (a peer detaching: its waiters must re-check the
@@ -275,6 +296,11 @@ impl<'a> Ring<'a> {
         self.ctl
     }
 
+    /// The data area's base.
+    pub(crate) fn data(&self) -> *mut u8 {
+        self.data
+    }
+
     fn index(&self, pos: u64) -> u64 {
         pos & (self.size - 1)
     }
@@ -323,19 +349,28 @@ impl<'a> Ring<'a> {
     }
 }
 
-/// The full fence after an announcement (see the module docs).
+/// After publishing: wake the other side if it announced that it parks on `flag`. The
+/// barrier is a full fence, or a compiler fence for a light side; `light_word` is ours (see
+/// [`asym::Mode`]).
 #[inline]
-pub(crate) fn cold_fence() {
-    fence(SeqCst);
+fn wake_if_parked(flag: &AtomicU32, mode: &asym::Mode, light_word: &AtomicU32) {
+    mode.barrier();
+    // Plain load first: the line stays shared in both caches while nobody parks.
+    if flag.load(Relaxed) != 0 {
+        wake_parked(flag, mode, light_word);
+    } else {
+        mode.quiet(light_word);
+    }
 }
 
-/// After publishing: wake the other side if it announced that it parks on `flag`. The
-/// barrier is a full fence, or a compiler fence for a light side (see [`asym`]).
-#[inline]
-fn wake_if_parked(flag: &AtomicU32, light: bool) {
-    asym::publish_barrier(light);
-    // Plain load first: the line stays shared in both caches while nobody parks.
-    if flag.load(Relaxed) != 0 && flag.swap(0, Relaxed) != 0 {
+#[cold]
+#[inline(never)]
+fn wake_parked(flag: &AtomicU32, mode: &asym::Mode, light_word: &AtomicU32) {
+    if flag.swap(0, Relaxed) != 0 {
+        wait::wake(flag, u32::MAX);
+    }
+    // Turned heavy: look once more after the switch's fence (see `asym`).
+    if mode.woke(light_word) && flag.load(Relaxed) != 0 && flag.swap(0, Relaxed) != 0 {
         wait::wake(flag, u32::MAX);
     }
 }
@@ -346,8 +381,8 @@ fn wake_if_parked(flag: &AtomicU32, light: bool) {
 pub(crate) struct Producer {
     tail: u64,
     cached_head: u64,
-    /// Publish with a compiler fence only (see [`Producer::light`]).
-    light: bool,
+    /// Light or heavy publication (see [`Producer::light`]).
+    mode: asym::Mode,
     /// The payload length `try_reserve` made room for at the tail (`fill`/`commit` check it).
     reserved: Option<u64>,
 }
@@ -361,16 +396,20 @@ impl Producer {
         Ok(Producer {
             tail,
             cached_head: head,
-            light: false,
+            mode: asym::Mode::new(false),
             reserved: None,
         })
     }
 
-    /// Makes this producer publish with a compiler fence only. The caller has declared so in
-    /// its light word ([`asym::declare`]) before attaching, and the consumer's parking barrier
-    /// reads that word ([`Peer::light_word`]).
-    pub(crate) fn light(self, light: bool) -> Producer {
-        Producer { light, ..self }
+    /// Lets this producer publish with a compiler fence only while the consumer rarely parks
+    /// ([`asym::Mode`]); declares it in the ring's `producer_light` word, which a parking
+    /// consumer reads. Call it right after `attach`, before any publication.
+    pub(crate) fn light(self, ring: &Ring<'_>, light: bool) -> Producer {
+        asym::declare(&ring.ctl.producer_light, light);
+        Producer {
+            mode: asym::Mode::new(light),
+            ..self
+        }
     }
 
     /// True if `n` more bytes fit; re-reads the shared head only when the cached one says no.
@@ -395,7 +434,11 @@ impl Producer {
     fn publish(&mut self, ring: &Ring<'_>, tail: u64) {
         self.tail = tail;
         ring.ctl.tail.store(tail, Release);
-        wake_if_parked(&ring.ctl.reader_parked, self.light);
+        wake_if_parked(
+            &ring.ctl.reader_parked,
+            &self.mode,
+            &ring.ctl.producer_light,
+        );
     }
 
     /// Makes room for a record of a `len`-byte payload at the tail: `Ok(true)` when the payload
@@ -483,8 +526,8 @@ impl Producer {
 pub(crate) struct Consumer {
     head: u64,
     cached_tail: u64,
-    /// Release with a compiler fence only (see [`Consumer::light`]).
-    light: bool,
+    /// Light or heavy release (see [`Consumer::light`]).
+    mode: asym::Mode,
     /// The payload length `try_peek` found at the head (`read`/`release` check it).
     peeked: Option<u64>,
 }
@@ -498,14 +541,19 @@ impl Consumer {
         Ok(Consumer {
             head,
             cached_tail: tail,
-            light: false,
+            mode: asym::Mode::new(false),
             peeked: None,
         })
     }
 
-    /// Makes this consumer release with a compiler fence only (as [`Producer::light`]).
-    pub(crate) fn light(self, light: bool) -> Consumer {
-        Consumer { light, ..self }
+    /// Lets this consumer release with a compiler fence only (as [`Producer::light`], with
+    /// the `consumer_light` word).
+    pub(crate) fn light(self, ring: &Ring<'_>, light: bool) -> Consumer {
+        asym::declare(&ring.ctl.consumer_light, light);
+        Consumer {
+            mode: asym::Mode::new(light),
+            ..self
+        }
     }
 
     /// Bytes published and not yet consumed; re-reads the shared tail only when the cached one
@@ -532,7 +580,11 @@ impl Consumer {
     fn advance(&mut self, ring: &Ring<'_>, by: u64) {
         self.head = self.head.wrapping_add(by);
         ring.ctl.head.store(self.head, Release);
-        wake_if_parked(&ring.ctl.writer_parked, self.light);
+        wake_if_parked(
+            &ring.ctl.writer_parked,
+            &self.mode,
+            &ring.ctl.consumer_light,
+        );
     }
 
     /// The length of the next message, `None` if there is none now. Skips (and releases) a
@@ -649,11 +701,6 @@ pub(crate) trait Peer {
     fn detached(&self) -> bool;
     /// The peer is gone: detached, or its process died (may cost a syscall).
     fn gone(&self) -> bool;
-    /// The peer's light word ([`asym`]): the parking barrier issues `membarrier` when it says
-    /// the peer publishes with a compiler fence only. `None`: the peer is always heavy.
-    fn light_word(&self) -> Option<&AtomicU32> {
-        None
-    }
 }
 
 /// What a blocked call does once the peer is gone.
@@ -668,9 +715,11 @@ pub(crate) enum OnGone {
 /// The one blocking loop of both directions: attempt, spin, announce on `flag`, attempt again,
 /// park; the peer's cheap state each round and its liveness at each slice end.
 ///
-/// `attempt` does the non-blocking operation (taking the side's local lock inside).
+/// `attempt` does the non-blocking operation (taking the side's local lock inside);
+/// `peer_light` is the other side's light word, read by the parking barrier.
 pub(crate) fn block<R>(
     flag: &AtomicU32,
+    peer_light: &AtomicU32,
     parker: &mut impl Parker,
     peer: &impl Peer,
     on_gone: OnGone,
@@ -692,10 +741,7 @@ pub(crate) fn block<R>(
         }
         // Announce, then look again (store -> fence -> load; see the module docs).
         flag.store(1, Relaxed);
-        match peer.light_word() {
-            Some(word) => asym::park_barrier(word),
-            None => cold_fence(),
-        }
+        asym::park_barrier(peer_light);
         if let Some(r) = attempt()? {
             return Ok(r);
         }
@@ -1010,6 +1056,7 @@ mod tests {
                 let mut w = Waiter::new(None);
                 block(
                     ring.ctl.writer_flag(),
+                    ring.ctl.consumer_light(),
                     &mut w,
                     &NeverGone,
                     OnGone::Fail,
@@ -1024,6 +1071,7 @@ mod tests {
             let mut w = Waiter::new(Some(std::time::Duration::from_secs(30)));
             let got = block(
                 ring.ctl.reader_flag(),
+                ring.ctl.producer_light(),
                 &mut w,
                 &NeverGone,
                 OnGone::Drain,
@@ -1131,6 +1179,7 @@ mod loom_tests {
             for (i, len) in [(1, 8), (2, 12)] {
                 let got = block(
                     ring.ctl.reader_flag(),
+                    ring.ctl.producer_light(),
                     &mut Untimed,
                     &Flagged(gone.clone()),
                     OnGone::Drain,
@@ -1158,6 +1207,7 @@ mod loom_tests {
                     let m = msg(i, 8);
                     block(
                         ring.ctl.writer_flag(),
+                        ring.ctl.consumer_light(),
                         &mut Untimed,
                         &Flagged(gone2.clone()),
                         OnGone::Fail,
@@ -1192,6 +1242,7 @@ mod loom_tests {
                     let m = msg(i as u64, len);
                     block(
                         ring.ctl.writer_flag(),
+                        ring.ctl.consumer_light(),
                         &mut Untimed,
                         &Flagged(gone2.clone()),
                         OnGone::Fail,
@@ -1205,6 +1256,7 @@ mod loom_tests {
             for (i, &len) in sizes.iter().enumerate() {
                 let got = block(
                     ring.ctl.reader_flag(),
+                    ring.ctl.producer_light(),
                     &mut Untimed,
                     &Flagged(gone.clone()),
                     OnGone::Drain,
@@ -1239,6 +1291,7 @@ mod loom_tests {
             let mut recv = || {
                 block(
                     ring.ctl.reader_flag(),
+                    ring.ctl.producer_light(),
                     &mut Untimed,
                     &peer,
                     OnGone::Drain,

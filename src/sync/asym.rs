@@ -27,6 +27,26 @@
 //! A side says whether it is light in a *light word* of the shared layout, written by
 //! [`declare`] before it attaches and publishes anything; a parker reads the peer's word in
 //! [`park_barrier`]. Loom cannot model `membarrier`: under `cfg(loom)` every side is heavy.
+//!
+//! # Adaptive mode ([`Mode`])
+//! A `membarrier` is cheap when the peer's CPU runs nothing registered (~0.1 µs here) but
+//! costs an inter-processor interrupt when it does (~3 µs under this KVM guest), and a side
+//! that parks on every message (request/response where both sides sleep) would pay it every
+//! time, far more than the fences it saves. So a light side turns *heavy* when it wakes a
+//! parked peer, and light again after [`HEAVY_RUN`] publications that found nobody parked
+//! (which cost it ~5 ns each, about one cheap `membarrier` in all):
+//!
+//! - light -> heavy, right after waking the peer: store 0 into the light word, `fence(SeqCst)`,
+//!   then load the peer's parked flag once more and wake it if set. A parker that reads the
+//!   new 0 skips `membarrier`; every later publication is fenced (plain Dekker), and the
+//!   earlier light ones precede our fence: if our fence comes first in the SeqCst order, the
+//!   parker's re-check after its own fence sees them; if the parker's comes first, the flag
+//!   load after our fence sees its announcement.
+//! - heavy -> light: [`declare`] (store `LIGHT`, fence) and publish light from then on. A
+//!   parker that read the old 0 fenced before our fence, so our later flag loads see it; one
+//!   whose fence comes after ours reads `LIGHT` and issues `membarrier`.
+
+use std::cell::Cell;
 
 use crate::loom::atomic::{fence, AtomicU32, Ordering::Relaxed, Ordering::SeqCst};
 
@@ -89,4 +109,68 @@ pub(crate) fn park_barrier(peer_light: &AtomicU32) {
     }
     #[cfg(loom)]
     let _ = peer_light;
+}
+
+/// Publications without a parked peer after which a side that went heavy turns light again.
+pub(crate) const HEAVY_RUN: u32 = 256;
+
+/// A publishing side's barrier mode, adapted to how often its peer parks (module docs).
+/// Owned by the side (not shared across threads).
+#[derive(Debug)]
+pub(crate) struct Mode {
+    /// This process may be light at all ([`light_mode`]).
+    can_be_light: bool,
+    /// Publishing light now (mirrors what we last declared in our light word).
+    light: Cell<bool>,
+    /// Heavy publications left before turning light again.
+    heavy_left: Cell<u32>,
+}
+
+impl Mode {
+    /// The mode of a side attaching now: light if it may be. The caller declares the same
+    /// (`can_be_light`) in its light word before it attaches.
+    pub(crate) fn new(can_be_light: bool) -> Mode {
+        Mode {
+            can_be_light,
+            light: Cell::new(can_be_light),
+            heavy_left: Cell::new(0),
+        }
+    }
+
+    /// The barrier after a publication (before loading the peer's parked flag).
+    #[inline(always)]
+    pub(crate) fn barrier(&self) {
+        publish_barrier(self.light.get());
+    }
+
+    /// After a publication that found the peer's flag down.
+    #[inline(always)]
+    pub(crate) fn quiet(&self, light_word: &AtomicU32) {
+        if !self.light.get() && self.can_be_light {
+            self.count_down(light_word);
+        }
+    }
+
+    #[cold]
+    fn count_down(&self, light_word: &AtomicU32) {
+        let left = self.heavy_left.get().saturating_sub(1);
+        self.heavy_left.set(left);
+        if left == 0 {
+            declare(light_word, true);
+            self.light.set(true);
+        }
+    }
+
+    /// After waking the parked peer. Returns `true` if the side just turned heavy: the caller
+    /// must then load the peer's flag once more and wake it if set (module docs).
+    #[cold]
+    pub(crate) fn woke(&self, light_word: &AtomicU32) -> bool {
+        self.heavy_left.set(HEAVY_RUN);
+        if !self.light.get() {
+            return false;
+        }
+        self.light.set(false);
+        declare(light_word, false);
+        true
+    }
 }

@@ -13,7 +13,7 @@ use crate::loom::atomic::{
     fence, AtomicU32, AtomicU64,
     Ordering::{Acquire, Relaxed, Release, SeqCst},
 };
-use crate::sync::asym::{self, park_barrier, publish_barrier};
+use crate::sync::asym::{self, park_barrier};
 use crate::sync::wait::{self, Park, Waiter};
 
 /// Value of a parked flag while its owner is (about to be) asleep on it.
@@ -155,6 +155,17 @@ pub(crate) fn unpark(flag: &AtomicU32) {
     wait::wake(flag, u32::MAX);
 }
 
+/// Wakes the peer parked on `flag` after a publication; if that turns this side heavy (see
+/// [`asym::Mode`]), looks at the flag once more after the switch's fence.
+#[cold]
+#[inline(never)]
+fn wake_peer(mode: &asym::Mode, flag: &AtomicU32, light_word: &AtomicU32) {
+    unpark(flag);
+    if mode.woke(light_word) && flag.load(Relaxed) == PARKED {
+        unpark(flag);
+    }
+}
+
 /// Answers "does the peer endpoint still live?" (its role lock, in a real region).
 pub(crate) trait Liveness {
     /// `force`: answer now. Otherwise an implementation may answer "alive" without looking
@@ -282,8 +293,8 @@ impl PeerWatch {
 #[derive(Debug)]
 pub(crate) struct Producer {
     capacity: u64,
-    /// Publish with a compiler fence only (this process is registered for membarrier).
-    light: bool,
+    /// Light (compiler fence) or heavy publication, adapted to how often the consumer parks.
+    mode: asym::Mode,
     /// Always in sync with the shared tail (only this handle writes it).
     tail: Cell<u64>,
     /// The consumer's head as last seen (may be stale, never ahead of the real head) plus the
@@ -310,7 +321,7 @@ impl Producer {
         w.control.producer_parked.store(0, Relaxed);
         Ok(Producer {
             capacity,
-            light,
+            mode: asym::Mode::new(light),
             tail: Cell::new(tail),
             limit: Cell::new(head.wrapping_add(capacity)),
             broken: Cell::new(false),
@@ -388,9 +399,15 @@ impl Producer {
         w.producer.tail.store(tail, Release);
         // Store->load barrier (Dekker with `Consumer::wait`: "store PARKED; barrier; load
         // tail"): either the consumer sees this tail, or we see its flag.
-        publish_barrier(self.light);
+        self.mode.barrier();
         if w.control.consumer_parked.load(Relaxed) == PARKED {
-            unpark(&w.control.consumer_parked);
+            wake_peer(
+                &self.mode,
+                &w.control.consumer_parked,
+                &w.control.sender_light,
+            );
+        } else {
+            self.mode.quiet(&w.control.sender_light);
         }
     }
 
@@ -472,7 +489,8 @@ impl Producer {
 pub(crate) struct Consumer {
     capacity: u64,
     /// Publish with a compiler fence only (this process is registered for membarrier).
-    light: bool,
+    /// Light or heavy release, adapted to how often the producer parks.
+    mode: asym::Mode,
     /// Always in sync with the shared head (only this handle writes it).
     head: Cell<u64>,
     /// The producer's tail as last seen; may be stale (never ahead of the real tail). Once
@@ -496,7 +514,7 @@ impl Consumer {
         w.control.consumer_parked.store(0, Relaxed);
         Ok(Consumer {
             capacity,
-            light,
+            mode: asym::Mode::new(light),
             head: Cell::new(head),
             cached_tail: Cell::new(tail),
             broken: Cell::new(false),
@@ -560,9 +578,15 @@ impl Consumer {
         // Release: our reads of the slots happen before the producer overwrites them.
         w.consumer.head.store(head, Release);
         // Store->load barrier (Dekker with `Producer::wait`).
-        publish_barrier(self.light);
+        self.mode.barrier();
         if w.control.producer_parked.load(Relaxed) == PARKED {
-            unpark(&w.control.producer_parked);
+            wake_peer(
+                &self.mode,
+                &w.control.producer_parked,
+                &w.control.receiver_light,
+            );
+        } else {
+            self.mode.quiet(&w.control.receiver_light);
         }
     }
 

@@ -49,8 +49,8 @@
 //! 0             ControlLine (128 B, read-mostly: written on attach/detach and around sleeps)
 //!                 sender      u32    sender endpoint, attach/detach      receiver, when empty
 //!                 receiver    u32    receiver endpoint, attach/detach    sender, every send (L1 hit)
-//!                 sender_light u32   sender endpoint, attach             receiver, when parking
-//!                 receiver_light u32 receiver endpoint, attach           sender, when parking
+//!                 sender_light u32   sender endpoint, attach/mode switch receiver, when parking
+//!                 receiver_light u32 receiver endpt, attach/mode switch  sender, when parking
 //!                 consumer_parked u32  consumer: PARKED; producer: 0     producer, after each commit (L1 hit)
 //!                 producer_parked u32  producer: PARKED; consumer: 0     consumer, after each release (L1 hit)
 //! 128 + 256 k   ConsumerLine (128 B)
@@ -106,25 +106,18 @@
 //!
 //! Which barrier (RESEARCH 5b): a `fence(SeqCst)` costs about 5 ns here (measured: a
 //! single-thread send+recv pair takes 19 ns with two fences, 9 ns without), as much as a
-//! whole raw-ring message. So the barrier is asymmetric when the kernel allows it:
-//!
-//! | who                          | after each publication | after announcing "I park"         |
-//! |------------------------------|------------------------|-----------------------------------|
-//! | light publisher (registered) | compiler fence only    |                                   |
-//! | heavy publisher              | `fence(SeqCst)`        |                                   |
-//! | parker, peer heavy           |                        | `fence(SeqCst)`                   |
-//! | parker, peer light           |                        | `fence(SeqCst)` + `membarrier`    |
-//!
-//! An endpoint is light when its process registered for global expedited membarriers
-//! (`MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED`, once per process); it declares so in its
-//! `*_light` word in the control line, then `fence(SeqCst)`, before its attach word and any
-//! publication (see `core::attach` for why that makes the switch safe). The membarrier runs
-//! a full barrier on every running thread of every registered process before it returns, so
-//! the light peer's publication either precedes that barrier (the parker's re-check sees it)
-//! or follows it (the peer's flag load sees the announcement). It costs about 1 µs, paid only
-//! on the way to a futex sleep, which costs ~20 µs to wake from on this machine anyway.
-//! Without registration (old kernel, seccomp) both sides stay heavy: always correct. Loom
-//! models the heavy mode (it cannot model membarrier).
+//! whole raw-ring message. So the barrier is asymmetric when the kernel allows it (see
+//! [`asym`](crate::sync::asym)): a *light* endpoint publishes with a compiler fence only and
+//! says so in its `*_light` word in the control line; a side about to park reads the peer's
+//! word and, if it says light, follows its own fence with `membarrier(GLOBAL_EXPEDITED)`,
+//! which runs a full barrier on every running thread of every registered process. The mode
+//! adapts ([`asym::Mode`](crate::sync::asym::Mode)): an endpoint that has just woken its peer
+//! publishes heavy (fenced) for the next 256 publications, so a peer that parks on every
+//! message does not pay a `membarrier` (an inter-processor interrupt when the endpoint's CPU
+//! is busy, ~3 µs in a VM) each time. An endpoint declares its first mode before its attach
+//! word (see `core::attach` for why that makes the switch safe). Without `membarrier`
+//! registration (old kernel, seccomp) both sides stay heavy: always correct. Loom models the
+//! heavy mode (it cannot model membarrier).
 //!
 //! # Attach words and disconnects
 //! Each side has an attach word in the control line: `0` never attached, `(g << 1) | 1`
