@@ -4,6 +4,12 @@
 //! the sides spin) and times `iters` operations. The harness and the baselines are the very
 //! files `interproc bench` uses, included by path so the library carries no benchmark code.
 //!
+//! The scenario bodies are `scenarios.rs`'s too, so a criterion figure and an
+//! `interproc bench` row measure the same code. Groups: `spsc_stream` and `spsc_round_trip`
+//! (beside the raw ring, the raw ping-pong and bare futex round trips), `pipe_stream` and
+//! `pipe_round_trip` (beside pipe(2)), `value_fetch_add` (beside a raw atomic), `mutex`
+//! (beside a robust pthread mutex), `floor`.
+//!
 //! Run: `cargo bench --bench ipc` (or `-- <group>` to pick one).
 
 #[allow(dead_code)]
@@ -12,6 +18,16 @@ mod baseline;
 #[allow(dead_code)]
 #[path = "../src/bin/interproc/bench/harness.rs"]
 mod harness;
+#[allow(dead_code)]
+#[path = "../src/bin/interproc/bench/report.rs"]
+mod report;
+#[allow(dead_code)]
+#[path = "../src/bin/interproc/bench/scenarios.rs"]
+mod scenarios;
+
+// What `scenarios.rs` finds in its parent module in the CLI.
+#[allow(unused_imports)]
+use report::{Better, Effort, Row, FLOOR};
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -109,6 +125,114 @@ fn mutex(c: &mut Criterion) {
     g.finish();
 }
 
+/// Duration of `iters` messages at `rate` messages per second.
+fn at_rate(iters: u64, rate: f64) -> Duration {
+    Duration::from_secs_f64(iters as f64 / rate)
+}
+
+/// Duration of `iters` round trips of median `p50` nanoseconds.
+fn at_p50(iters: u64, p50: f64) -> Duration {
+    Duration::from_nanos((p50 * iters as f64) as u64)
+}
+
+/// spsc streams of 8 B / 64 B / 1 KiB, one by one and batched, beside the raw shared-memory
+/// ring (both sides pinned, busy-polling).
+fn spsc(c: &mut Criterion) {
+    let mut g = c.benchmark_group("spsc_stream");
+    g.throughput(Throughput::Elements(1));
+    for batched in [false, true] {
+        let how = if batched { "batched" } else { "one_by_one" };
+        g.bench_function(format!("baseline_raw_ring_8B_{how}"), |b| {
+            b.iter_custom(|n| at_rate(n, baseline::raw_ring::<8>(n.max(1), 4096, batched)))
+        });
+        g.bench_function(format!("interproc_8B_{how}"), |b| {
+            b.iter_custom(|n| at_rate(n, scenarios::spsc_stream::<8>(n.max(1), batched)))
+        });
+        g.bench_function(format!("baseline_raw_ring_64B_{how}"), |b| {
+            b.iter_custom(|n| at_rate(n, baseline::raw_ring::<64>(n.max(1), 4096, batched)))
+        });
+        g.bench_function(format!("interproc_64B_{how}"), |b| {
+            b.iter_custom(|n| at_rate(n, scenarios::spsc_stream::<64>(n.max(1), batched)))
+        });
+        g.bench_function(format!("baseline_raw_ring_1KiB_{how}"), |b| {
+            b.iter_custom(|n| at_rate(n, baseline::raw_ring::<1024>(n.max(1), 4096, batched)))
+        });
+        g.bench_function(format!("interproc_1KiB_{how}"), |b| {
+            b.iter_custom(|n| at_rate(n, scenarios::spsc_stream::<1024>(n.max(1), batched)))
+        });
+    }
+    g.finish();
+
+    // Round trips: p50 per round trip, beside the raw atomic ping-pong (spinning) and the bare
+    // futex round trips (blocking: spin then futex; both sides sleeping).
+    use scenarios::RtMode;
+    let mut g = c.benchmark_group("spsc_round_trip");
+    g.bench_function("baseline_raw_ping_pong", |b| {
+        b.iter_custom(|n| at_p50(n, baseline::raw_ping_pong(n.max(1)).at(0.5)))
+    });
+    g.bench_function("interproc_spinning", |b| {
+        b.iter_custom(|n| at_p50(n, scenarios::spsc_ping_pong(n.max(1), RtMode::Spin).at(0.5)))
+    });
+    g.bench_function("baseline_spin_then_futex", |b| {
+        b.iter_custom(|n| {
+            at_p50(
+                n,
+                baseline::futex_round_trip(n.max(1) as u32, 2_000).at(0.5),
+            )
+        })
+    });
+    g.bench_function("interproc_blocking_recv", |b| {
+        b.iter_custom(|n| {
+            at_p50(
+                n,
+                scenarios::spsc_ping_pong(n.max(1), RtMode::Blocking).at(0.5),
+            )
+        })
+    });
+    g.bench_function("baseline_futex_both_sleep", |b| {
+        b.iter_custom(|n| at_p50(n, baseline::futex_round_trip(n.max(1) as u32, 0).at(0.5)))
+    });
+    g.bench_function("interproc_both_sleep", |b| {
+        b.iter_custom(|n| {
+            at_p50(
+                n,
+                scenarios::spsc_ping_pong(n.max(1), RtMode::Sleeping).at(0.5),
+            )
+        })
+    });
+    g.finish();
+}
+
+/// `Pipe` streams and round trips beside pipe(2), for 16 B, 1 KiB and 64 KiB messages.
+fn pipe(c: &mut Criterion) {
+    let mut g = c.benchmark_group("pipe_stream");
+    g.throughput(Throughput::Elements(1));
+    for size in [16usize, 1024, 64 * 1024] {
+        g.bench_function(format!("baseline_pipe2_{size}B"), |b| {
+            b.iter_custom(|n| at_rate(n, baseline::pipe_stream(n.max(1), size)))
+        });
+        g.bench_function(format!("interproc_{size}B"), |b| {
+            b.iter_custom(|n| at_rate(n, scenarios::pipe_stream(n.max(1), size)))
+        });
+    }
+    g.finish();
+    let mut g = c.benchmark_group("pipe_round_trip");
+    for size in [16usize, 1024, 64 * 1024] {
+        g.bench_function(format!("baseline_pipe2_{size}B"), |b| {
+            b.iter_custom(|n| {
+                at_p50(
+                    n,
+                    baseline::fd_round_trip(n.max(1) as u32, size, false).at(0.5),
+                )
+            })
+        });
+        g.bench_function(format!("interproc_{size}B"), |b| {
+            b.iter_custom(|n| at_p50(n, scenarios::pipe_ping_pong(n.max(1), size).at(0.5)))
+        });
+    }
+    g.finish();
+}
+
 fn floor(c: &mut Criterion) {
     let mut g = c.benchmark_group("floor");
     g.bench_function("raw_ping_pong_rt", |b| {
@@ -123,6 +247,6 @@ fn floor(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(10).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(300));
-    targets = value, mutex, floor
+    targets = spsc, pipe, value, mutex, floor
 }
 criterion_main!(benches);

@@ -8,7 +8,10 @@
 
 mod baseline;
 mod harness;
+mod report;
 mod scenarios;
+
+pub use report::{Better, Effort, Row, FLOOR};
 
 use std::io::Write;
 
@@ -31,58 +34,6 @@ pub struct Args {
     /// Ctrl-C ends it early; `interproc gc` removes its objects if it is killed.
     #[arg(long, value_name = "SECONDS")]
     pub soak: Option<u64>,
-}
-
-/// The baseline name of rows that show the floor itself (no comparison).
-pub const FLOOR: &str = "(floor itself)";
-
-/// Whether bigger numbers are better for a unit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Better {
-    Higher,
-    Lower,
-}
-
-/// One measured scenario.
-#[derive(Debug, Clone)]
-pub struct Row {
-    pub scenario: String,
-    pub unit: &'static str,
-    pub interproc: f64,
-    pub baseline: String,
-    pub baseline_value: f64,
-    pub better: Better,
-    /// Minimum ratio the benchmark issue asks for, if any.
-    pub target: Option<f64>,
-}
-
-impl Row {
-    pub fn ratio(&self) -> f64 {
-        match self.better {
-            Better::Higher => self.interproc / self.baseline_value,
-            Better::Lower => self.baseline_value / self.interproc,
-        }
-    }
-
-    pub fn verdict(&self) -> String {
-        if self.baseline == FLOOR {
-            return "reference: the machine now".to_string();
-        }
-        let r = self.ratio();
-        match self.target {
-            Some(t) if r >= t => format!("ok (target >= {t:.2})"),
-            Some(t) => format!("BELOW target >= {t:.2}"),
-            None if r >= 1.0 => "faster".to_string(),
-            None => "slower".to_string(),
-        }
-    }
-}
-
-/// Effort knobs: repetitions and sizes, scaled by `--quick`.
-#[derive(Debug, Clone, Copy)]
-pub struct Effort {
-    pub reps: usize,
-    pub scale: u64,
 }
 
 /// Runs the selected scenarios, printing progress to stderr and the result to stdout.

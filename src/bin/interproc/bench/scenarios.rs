@@ -177,7 +177,7 @@ fn floor(e: Effort) -> Vec<Row> {
 
 /// Streams `count` elements of `SIZE` bytes through an spsc ring of 4096 slots between two pinned
 /// processes, one by one or in batches of up to 64. Returns messages/s.
-fn spsc_stream<const SIZE: usize>(count: u64, batched: bool) -> f64
+pub fn spsc_stream<const SIZE: usize>(count: u64, batched: bool) -> f64
 where
     [u8; SIZE]: interproc::Pod,
 {
@@ -295,7 +295,7 @@ fn spsc_throughput(e: Effort) -> Vec<Row> {
 /// previous pinned run left the parent on, and both sides would share one CPU.
 /// How the spsc ping-pong waits for each answer.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum RtMode {
+pub enum RtMode {
     /// `try_recv` in a loop (both processes pinned).
     Spin,
     /// Blocking `recv`: polls a few µs, then sleeps (both processes pinned).
@@ -304,7 +304,7 @@ enum RtMode {
     Sleeping,
 }
 
-fn spsc_ping_pong(round_trips: u64, mode: RtMode) -> super::harness::Percentiles {
+pub fn spsc_ping_pong(round_trips: u64, mode: RtMode) -> super::harness::Percentiles {
     use interproc::spsc::{Receiver, Sender};
     let (ping, pong) = (unique("ping"), unique("pong"));
     let ping_tx = Sender::<u64>::create(&ping, 64).expect("create ping");
@@ -562,7 +562,7 @@ const PIPE_CAPACITY: usize = 256 * 1024;
 /// Streams `count` messages of `size` bytes from a child to this process over a `Pipe`. Like the
 /// pipe(2) baseline, every byte is copied in (`send` from a buffer) and out (`recv_with` copying
 /// into a buffer, which saves only the `Vec` allocation of `recv`).
-fn pipe_stream(count: u64, size: usize) -> f64 {
+pub fn pipe_stream(count: u64, size: usize) -> f64 {
     let name = unique(&format!("pipe{size}"));
     let parent = interproc::Pipe::create(&name, PIPE_CAPACITY).expect("create pipe");
     let (elapsed, _) = two_processes(
@@ -634,7 +634,7 @@ fn fmt_size(size: usize) -> String {
 /// blocking `recv` polls for a few microseconds before it parks, so this is a spinning
 /// scenario). Like the pipe(2) baseline, each side copies the message out into its own buffer
 /// (`recv_with`) and sends from a buffer. Returns per-round-trip nanoseconds.
-fn pipe_ping_pong(round_trips: u64, size: usize) -> super::harness::Percentiles {
+pub fn pipe_ping_pong(round_trips: u64, size: usize) -> super::harness::Percentiles {
     let name = unique("pipe-rtt");
     let parent = interproc::Pipe::create(&name, PIPE_CAPACITY).expect("create pipe");
     let msg = vec![7u8; size];
