@@ -8,10 +8,10 @@
 //!
 //! | target         | function           | what the bytes control                              |
 //! |----------------|--------------------|-----------------------------------------------------|
-//! | `header`       | [`header`]         | a region header and a file length                   |
-//! | `region_ops`   | [`region_ops`]     | a region of any kind (patches) and an op script     |
-//! | `pipe_records` | [`pipe_records`]   | a heap byte ring's positions, data and op script    |
-//! | `spsc_model`   | [`spsc_model`]     | an spsc op script, checked against a `VecDeque`     |
+//! | `header`       | `header()`         | a region header and a file length                   |
+//! | `region_ops`   | `region_ops()`     | a region of any kind (patches) and an op script     |
+//! | `pipe_records` | `pipe_records()`   | a heap byte ring's positions, data and op script    |
+//! | `spsc_model`   | `spsc_model()`     | an spsc op script, checked against a `VecDeque`     |
 //!
 //! Objects the targets create are named `fuzz-<tag>-<pid>-<n>` and removed on every path out of
 //! the function (a crash that aborts the process leaves them behind: `interproc gc`, or

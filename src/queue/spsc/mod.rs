@@ -91,9 +91,9 @@
 //!
 //! # Parking (the lost-wake-up handshake)
 //! A side that finds the ring empty (consumer) or full (producer) spins (the crate's one wait
-//! loop, here with a longer poll phase first: [`SPIN_POLLS`] polls a `spin_loop` hint apart,
+//! loop, here with a longer poll phase first: `SPIN_POLLS` polls a `spin_loop` hint apart,
 //! about 5 µs, looking only at the ring and the peer's attach word; see
-//! [`Waiter::with_spin`]), then *announces* by storing `PARKED` into its flag in the control
+//! `Waiter::with_spin`), then *announces* by storing `PARKED` into its flag in the control
 //! line, issues a store->load barrier, re-checks the ring (and the peer's attach word and
 //! role lock), and only then `futex_wait`s on the flag (in 20 ms slices). The peer, after
 //! every publication (`tail`/`head` store), issues its own barrier and loads the flag: if
@@ -107,11 +107,11 @@
 //! Which barrier (RESEARCH 5b): a `fence(SeqCst)` costs about 5 ns here (measured: a
 //! single-thread send+recv pair takes 19 ns with two fences, 9 ns without), as much as a
 //! whole raw-ring message. So the barrier is asymmetric when the kernel allows it (see
-//! [`asym`](crate::sync::asym)): a *light* endpoint publishes with a compiler fence only and
+//! `sync::asym`): a *light* endpoint publishes with a compiler fence only and
 //! says so in its `*_light` word in the control line; a side about to park reads the peer's
 //! word and, if it says light, follows its own fence with `membarrier(GLOBAL_EXPEDITED)`,
 //! which runs a full barrier on every running thread of every registered process. The mode
-//! adapts ([`asym::Mode`](crate::sync::asym::Mode)): an endpoint that has just woken its peer
+//! adapts (`asym::Mode`): an endpoint that has just woken its peer
 //! publishes heavy (fenced) for the next 256 publications, so a peer that parks on every
 //! message does not pay a `membarrier` (an inter-processor interrupt when the endpoint's CPU
 //! is busy, ~3 µs in a VM) each time. An endpoint declares its first mode before its attach
