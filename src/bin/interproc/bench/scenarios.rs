@@ -351,13 +351,16 @@ pub fn spsc_ping_pong(round_trips: u64, mode: RtMode) -> super::harness::Percent
 
 fn spsc_round_trip(e: Effort) -> Vec<Row> {
     let n = 50_000 * e.scale;
-    let (mut b50, mut b999, mut o50, mut o999) = (vec![], vec![], vec![], vec![]);
+    let (mut b50, mut b99, mut b999) = (vec![], vec![], vec![]);
+    let (mut o50, mut o99, mut o999) = (vec![], vec![], vec![]);
     for _ in 0..e.reps {
         let b = baseline::raw_ping_pong(n);
         b50.push(b.at(0.5));
+        b99.push(b.at(0.99));
         b999.push(b.at(0.999));
         let o = spsc_ping_pong(n, RtMode::Spin);
         o50.push(o.at(0.5));
+        o99.push(o.at(0.99));
         o999.push(o.at(0.999));
     }
     let m = 5_000 * e.scale;
@@ -387,6 +390,13 @@ fn spsc_round_trip(e: Effort) -> Vec<Row> {
             "raw atomic ping-pong p50",
             b50,
             Some(1.0 / 1.15),
+        ),
+        row(
+            "spsc RT p99, spinning",
+            o99,
+            "raw atomic ping-pong p99",
+            b99,
+            None,
         ),
         row(
             "spsc RT p99.9, spinning",
@@ -702,6 +712,22 @@ fn pipe_round_trip(e: Effort) -> Vec<Row> {
         better: Better::Lower,
         target: None,
     });
+    for (size, n) in [(1024usize, n), (64 * 1024, n / 5)] {
+        let (mut o, mut b) = (vec![], vec![]);
+        for _ in 0..e.reps {
+            b.push(baseline::fd_round_trip(n as u32, size, false).at(0.5));
+            o.push(pipe_ping_pong(n, size).at(0.5));
+        }
+        rows.push(Row {
+            scenario: format!("pipe RT {} p50", fmt_size(size)),
+            unit: "ns",
+            interproc: median(o),
+            baseline: "pipe(2) ping-pong p50".into(),
+            baseline_value: median(b),
+            better: Better::Lower,
+            target: None,
+        });
+    }
     if let Some(py) = baseline::python(2_000 * e.scale) {
         rows.push(Row {
             scenario: "pipe RT p50 vs Python".into(),
