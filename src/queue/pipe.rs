@@ -362,6 +362,8 @@ pub struct Connection {
     /// The control words and data area of ring `end` (we produce) and ring `1 - end` (we
     /// consume), resolved once from the validated layout (see `ring_of`).
     rings: [(std::ptr::NonNull<RingCtl>, *mut u8); 2],
+    /// The ends' state words, resolved once (`Region::body` checks bounds on every call).
+    ends: std::ptr::NonNull<EndsCtl>,
     /// 0 = A, 1 = B. We produce into ring `end` and consume ring `1 - end`.
     end: u32,
     size: u64,
@@ -411,9 +413,11 @@ impl Connection {
             (std::ptr::NonNull::from(send.ctl()), send.data()),
             (std::ptr::NonNull::from(recv.ctl()), recv.data()),
         ];
+        let ends = std::ptr::NonNull::from(region.body::<EndsCtl>(ENDS_OFFSET));
         let conn = Connection {
             region,
             rings,
+            ends,
             end,
             size,
             max: max as usize,
@@ -427,8 +431,11 @@ impl Connection {
         Ok(conn)
     }
 
+    #[inline]
     fn ends(&self) -> &EndsCtl {
-        self.region.body(ENDS_OFFSET)
+        // SAFETY: from `Region::body` on `self.region` (bounds and alignment checked there);
+        // the mapping lives as long as `self`, and `EndsCtl` is atomics only.
+        unsafe { self.ends.as_ref() }
     }
 
     #[inline]
@@ -508,11 +515,13 @@ impl Connection {
             p.commit(&ring, len);
             Ok(Some(r))
         };
+        // The fast path, whatever the wait: room now.
+        if let Some(r) = attempt()? {
+            return Ok(Some(r));
+        }
         match wait {
-            Wait::Try => match attempt()? {
-                None if self.peer_gone_rate_limited() => Err(Error::Disconnected),
-                sent => Ok(sent),
-            },
+            Wait::Try if self.peer_gone_rate_limited() => Err(Error::Disconnected),
+            Wait::Try => Ok(None),
             Wait::Block(timeout) => block(
                 ring.ctl().writer_flag(),
                 ring.ctl().consumer_light(),
@@ -538,15 +547,16 @@ impl Connection {
             c.release(&ring, len);
             Ok(Some(r))
         };
+        // The fast path, whatever the wait: a message is there.
+        if let Some(r) = attempt()? {
+            return Ok(Some(r));
+        }
         match wait {
-            Wait::Try => match attempt()? {
-                Some(r) => Ok(Some(r)),
-                // Drain what a gone peer left before reporting it.
-                None if self.peer_gone_rate_limited() => {
-                    attempt()?.map(Some).ok_or(Error::Disconnected)
-                }
-                None => Ok(None),
-            },
+            // Drain what a gone peer left before reporting it.
+            Wait::Try if self.peer_gone_rate_limited() => {
+                attempt()?.map(Some).ok_or(Error::Disconnected)
+            }
+            Wait::Try => Ok(None),
             Wait::Block(timeout) => block(
                 ring.ctl().reader_flag(),
                 ring.ctl().producer_light(),

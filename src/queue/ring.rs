@@ -108,6 +108,14 @@ pub(crate) const TAG_PAD: u64 = 0x5041_4431;
 /// The smallest data area the ring works with (two minimal records).
 pub(crate) const MIN_SIZE: u64 = 16;
 
+/// A [`Error::Corrupted`] built out of line, so the hot paths that check shared words stay
+/// small enough to inline.
+#[cold]
+#[inline(never)]
+fn corrupt(msg: impl FnOnce() -> String) -> Error {
+    Error::corrupted(msg())
+}
+
 /// Bytes a record of a `len`-byte payload takes: header plus payload rounded up to [`ALIGN`].
 /// Exact for every `len` up to `u32::MAX` (all a header can name).
 pub(crate) fn record_len(len: u64) -> u64 {
@@ -301,6 +309,7 @@ impl<'a> Ring<'a> {
         self.data
     }
 
+    #[inline]
     fn index(&self, pos: u64) -> u64 {
         pos & (self.size - 1)
     }
@@ -321,6 +330,7 @@ impl<'a> Ring<'a> {
         let _ = (idx, len, write);
     }
 
+    #[inline]
     fn read_header(&self, idx: u64) -> u64 {
         debug_assert!(idx % ALIGN == 0 && idx + HEADER <= self.size);
         self.track(idx, HEADER, false);
@@ -330,6 +340,7 @@ impl<'a> Ring<'a> {
         unsafe { std::ptr::read_volatile(self.data.add(idx as usize) as *const u64) }
     }
 
+    #[inline]
     fn write_header(&self, idx: u64, value: u64) {
         debug_assert!(idx % ALIGN == 0 && idx + HEADER <= self.size);
         self.track(idx, HEADER, true);
@@ -340,10 +351,12 @@ impl<'a> Ring<'a> {
     /// Checks a pair of positions as loaded at attach.
     pub(crate) fn check_positions(&self, head: u64, tail: u64) -> Result<()> {
         if head % ALIGN != 0 || tail % ALIGN != 0 || tail.wrapping_sub(head) > self.size {
-            return Err(Error::corrupted(format!(
-                "ring positions head {head} / tail {tail} do not fit a ring of {} bytes",
-                self.size
-            )));
+            return Err(corrupt(|| {
+                format!(
+                    "ring positions head {head} / tail {tail} do not fit a ring of {} bytes",
+                    self.size
+                )
+            }));
         }
         Ok(())
     }
@@ -413,6 +426,7 @@ impl Producer {
     }
 
     /// True if `n` more bytes fit; re-reads the shared head only when the cached one says no.
+    #[inline]
     fn room(&mut self, ring: &Ring<'_>, n: u64) -> Result<bool> {
         if ring.size - self.tail.wrapping_sub(self.cached_head) >= n {
             return Ok(true);
@@ -422,15 +436,18 @@ impl Producer {
         if head % ALIGN != 0
             || head.wrapping_sub(self.cached_head) > self.tail.wrapping_sub(self.cached_head)
         {
-            return Err(Error::corrupted(format!(
-                "ring head {head} outside {}..={}",
-                self.cached_head, self.tail
-            )));
+            return Err(corrupt(|| {
+                format!(
+                    "ring head {head} outside {}..={}",
+                    self.cached_head, self.tail
+                )
+            }));
         }
         self.cached_head = head;
         Ok(ring.size - self.tail.wrapping_sub(head) >= n)
     }
 
+    #[inline]
     fn publish(&mut self, ring: &Ring<'_>, tail: u64) {
         self.tail = tail;
         ring.ctl.tail.store(tail, Release);
@@ -445,6 +462,7 @@ impl Producer {
     /// area is ours to [`fill`](Self::fill), `Ok(false)` when the ring is too full now.
     /// Writes (and publishes) a padding record first when the record would not fit before the
     /// end of the data area.
+    #[inline]
     pub(crate) fn try_reserve(&mut self, ring: &Ring<'_>, len: usize) -> Result<bool> {
         debug_assert!(len as u64 <= ring.max);
         let rec = record_len(len as u64);
@@ -471,6 +489,7 @@ impl Producer {
     /// The slice points into shared memory that the protocol makes ours alone until
     /// [`commit`](Self::commit); a peer that ignores the protocol could still write it
     /// concurrently (bytes have no invalid values, so that garbles the message, nothing more).
+    #[inline]
     pub(crate) fn fill<R>(
         &mut self,
         ring: &Ring<'_>,
@@ -495,6 +514,7 @@ impl Producer {
 
     /// Publishes the record of a `len`-byte payload filled in place (after a successful
     /// [`try_reserve`](Self::try_reserve) of the same `len`; panics otherwise).
+    #[inline]
     pub(crate) fn commit(&mut self, ring: &Ring<'_>, len: usize) {
         assert_eq!(
             self.reserved.take(),
@@ -558,6 +578,7 @@ impl Consumer {
 
     /// Bytes published and not yet consumed; re-reads the shared tail only when the cached one
     /// says "empty".
+    #[inline]
     fn available(&mut self, ring: &Ring<'_>) -> Result<u64> {
         let avail = self.cached_tail.wrapping_sub(self.head);
         if avail != 0 {
@@ -567,16 +588,19 @@ impl Consumer {
         let avail = tail.wrapping_sub(self.head);
         // The producer's tail only moves forward (we are at the old one), at most a ring ahead.
         if tail % ALIGN != 0 || avail > ring.size {
-            return Err(Error::corrupted(format!(
-                "ring tail {tail} outside {}..={}",
-                self.head,
-                self.head.wrapping_add(ring.size)
-            )));
+            return Err(corrupt(|| {
+                format!(
+                    "ring tail {tail} outside {}..={}",
+                    self.head,
+                    self.head.wrapping_add(ring.size)
+                )
+            }));
         }
         self.cached_tail = tail;
         Ok(avail)
     }
 
+    #[inline]
     fn advance(&mut self, ring: &Ring<'_>, by: u64) {
         self.head = self.head.wrapping_add(by);
         ring.ctl.head.store(self.head, Release);
@@ -589,6 +613,7 @@ impl Consumer {
 
     /// The length of the next message, `None` if there is none now. Skips (and releases) a
     /// padding record. The payload stays in the ring until [`release`](Self::release).
+    #[inline]
     pub(crate) fn try_peek(&mut self, ring: &Ring<'_>) -> Result<Option<usize>> {
         self.peeked = None;
         // At most a padding record, then a message: a second padding in a row is refused.
@@ -605,28 +630,32 @@ impl Consumer {
                 TAG_MSG => {
                     let rec = record_len(len);
                     if len > ring.max || rec > rest || rec > avail {
-                        return Err(Error::corrupted(format!(
-                            "message record of {len} bytes at {idx} with {avail} bytes \
+                        return Err(corrupt(|| {
+                            format!(
+                                "message record of {len} bytes at {idx} with {avail} bytes \
                              published, {rest} to the end, at most {} allowed",
-                            ring.max
-                        )));
+                                ring.max
+                            )
+                        }));
                     }
                     self.peeked = Some(len);
                     return Ok(Some(len as usize));
                 }
                 TAG_PAD => {
                     if idx == 0 || len != rest - HEADER || rest > avail {
-                        return Err(Error::corrupted(format!(
-                            "padding record of {len} bytes at {idx} with {avail} bytes \
+                        return Err(corrupt(|| {
+                            format!(
+                                "padding record of {len} bytes at {idx} with {avail} bytes \
                              published, {rest} to the end"
-                        )));
+                            )
+                        }));
                     }
                     self.advance(ring, rest);
                 }
                 _ => {
-                    return Err(Error::corrupted(format!(
-                        "record header {h:#018x} at {idx} has an unknown tag"
-                    )))
+                    return Err(corrupt(|| {
+                        format!("record header {h:#018x} at {idx} has an unknown tag")
+                    }))
                 }
             }
         }
@@ -639,6 +668,7 @@ impl Consumer {
     /// The slice points into shared memory that the protocol keeps stable until
     /// [`release`](Self::release); a peer that ignores the protocol could still write it
     /// concurrently (bytes have no invalid values, so that garbles the message, nothing more).
+    #[inline]
     pub(crate) fn read<R>(&self, ring: &Ring<'_>, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
         assert_eq!(self.peeked, Some(len as u64), "read without a peek");
         let at = ring.index(self.head) + HEADER;
@@ -653,6 +683,7 @@ impl Consumer {
 
     /// Gives the message of `len` bytes back to the producer (after `try_peek` returned `len`;
     /// panics otherwise).
+    #[inline]
     pub(crate) fn release(&mut self, ring: &Ring<'_>, len: usize) {
         assert_eq!(
             self.peeked.take(),

@@ -276,13 +276,21 @@ fn thread_id() -> u64 {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     #[cfg(not(loom))]
     thread_local! {
-        static ID: u64 = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Const-initialised (no lazy-init check on access); 0 until first use.
+        static ID: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
     }
     #[cfg(loom)]
     loom::thread_local! {
-        static ID: u64 = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        static ID: std::cell::Cell<u64> = std::cell::Cell::new(0);
     }
-    ID.with(|id| *id)
+    ID.with(|id| match id.get() {
+        0 => {
+            let fresh = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            id.set(fresh);
+            fresh
+        }
+        known => known,
+    })
 }
 
 #[cfg(all(test, not(loom)))]
