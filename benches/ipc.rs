@@ -7,7 +7,8 @@
 //! The scenario bodies are `scenarios.rs`'s too, so a criterion figure and an
 //! `interproc bench` row measure the same code. Groups: `spsc_stream` and `spsc_round_trip`
 //! (beside the raw ring, the raw ping-pong and bare futex round trips), `pipe_stream` and
-//! `pipe_round_trip` (beside pipe(2)), `value_fetch_add` (beside a raw atomic), `mutex`
+//! `pipe_round_trip` (beside pipe(2)), `queue_1to1_u64` (beside the raw MPMC and spsc rings),
+//! `value_fetch_add` (beside a raw atomic), `mutex`
 //! (beside a robust pthread mutex), `floor`.
 //!
 //! Run: `cargo bench --bench ipc` (or `-- <group>` to pick one).
@@ -233,6 +234,49 @@ fn pipe(c: &mut Criterion) {
     g.finish();
 }
 
+/// `Queue<u64>` sent and received one by one between two pinned processes, beside the raw
+/// Vyukov MPMC ring (the floor of any such queue) and the raw spsc ring: time per message.
+fn queue(c: &mut Criterion) {
+    let mut g = c.benchmark_group("queue_1to1_u64");
+    g.throughput(Throughput::Elements(1));
+    let per_message = |iters: u64, rate: f64| Duration::from_secs_f64(iters as f64 / rate);
+    g.bench_function("baseline_raw_mpmc", |b| {
+        b.iter_custom(|iters| per_message(iters, baseline::raw_mpmc(iters.max(1), 4096)))
+    });
+    g.bench_function("baseline_raw_spsc", |b| {
+        b.iter_custom(|iters| {
+            per_message(iters, baseline::raw_ring::<8>(iters.max(1), 4096, false))
+        })
+    });
+    let q = interproc::Queue::<u64>::create(&unique("queue"), 4096).unwrap();
+    g.bench_function("interproc", |b| {
+        b.iter_custom(|iters| {
+            let name = q.name().to_owned();
+            let (ns, _) = two_processes(
+                true,
+                || {
+                    let tx = interproc::Queue::<u64>::open(&name).unwrap();
+                    for i in 0..iters {
+                        tx.send(i).unwrap();
+                    }
+                    0
+                },
+                || {
+                    let t = now_ns();
+                    let mut sum = 0u64;
+                    for _ in 0..iters {
+                        sum = sum.wrapping_add(q.recv().unwrap());
+                    }
+                    std::hint::black_box(sum);
+                    now_ns() - t
+                },
+            );
+            Duration::from_nanos(ns)
+        })
+    });
+    g.finish();
+}
+
 fn floor(c: &mut Criterion) {
     let mut g = c.benchmark_group("floor");
     g.bench_function("raw_ping_pong_rt", |b| {
@@ -247,6 +291,6 @@ fn floor(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(10).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(300));
-    targets = spsc, pipe, value, mutex, floor
+    targets = spsc, pipe, queue, value, mutex, floor
 }
 criterion_main!(benches);

@@ -291,6 +291,8 @@ fn cpu_ticks() -> u64 {
     f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
 }
 
+/// Blocked receivers and senders sleep (after a spin phase of microseconds), in a small queue
+/// and in a large one.
 #[test]
 fn blocked_sides_use_almost_no_cpu() {
     const TEST: &str = "blocked_sides_use_almost_no_cpu";
@@ -298,39 +300,52 @@ fn blocked_sides_use_almost_no_cpu() {
         run_role(|| -> Result<(), String> {
             // SAFETY: sysconf has no preconditions.
             let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-            let q = Queue::<u64>::open(&arg()).map_err(|e| e.to_string())?;
-            // Receiver side: the queue is empty.
-            let (before, start) = (cpu_ticks(), Instant::now());
-            if q.recv_timeout(Duration::from_secs(1)) != Err(RecvTimeoutError::Timeout) {
-                return Err("recv_timeout on an empty queue did not time out".into());
-            }
-            let (waited, used) = (start.elapsed(), cpu_ticks() - before);
-            if waited < Duration::from_secs(1) || used * 1000 / hz >= 100 {
-                return Err(format!(
-                    "receiver waited {waited:?} using {used} ticks at {hz} Hz"
-                ));
-            }
-            // Sender side: fill the queue, then block.
-            while q.try_send(0).is_ok() {}
-            let (before, start) = (cpu_ticks(), Instant::now());
-            if !matches!(
-                q.send_timeout(1, Duration::from_secs(1)),
-                Err(SendTimeoutError::Timeout(1))
-            ) {
-                return Err("send_timeout on a full queue did not time out".into());
-            }
-            let (waited, used) = (start.elapsed(), cpu_ticks() - before);
-            if waited < Duration::from_secs(1) || used * 1000 / hz >= 100 {
-                return Err(format!(
-                    "sender waited {waited:?} using {used} ticks at {hz} Hz"
-                ));
+            for name in split(&arg()) {
+                blocked_sides(&name, hz)?;
             }
             Ok(())
         });
     }
     let mut names = Names::new();
-    let q = Queue::<u64>::create(&names.add("mpmc-cpu"), 8).unwrap();
-    expect_success(spawn(TEST, "blocked", q.name()));
+    let small = Queue::<u64>::create(&names.add("mpmc-cpu"), 8).unwrap();
+    let large = Queue::<u64>::create(&names.add("mpmc-cpu-large"), 1024).unwrap();
+    expect_success(spawn(
+        TEST,
+        "blocked",
+        &format!("{},{}", small.name(), large.name()),
+    ));
+}
+
+/// One role of `blocked_sides_use_almost_no_cpu`: block on an empty, then on a full queue.
+fn blocked_sides(name: &str, hz: u64) -> Result<(), String> {
+    let q = Queue::<u64>::open(name).map_err(|e| e.to_string())?;
+    // Receiver side: the queue is empty.
+    let (before, start) = (cpu_ticks(), Instant::now());
+    if q.recv_timeout(Duration::from_secs(1)) != Err(RecvTimeoutError::Timeout) {
+        return Err("recv_timeout on an empty queue did not time out".into());
+    }
+    let (waited, used) = (start.elapsed(), cpu_ticks() - before);
+    if waited < Duration::from_secs(1) || used * 1000 / hz >= 100 {
+        return Err(format!(
+            "receiver waited {waited:?} using {used} ticks at {hz} Hz"
+        ));
+    }
+    // Sender side: fill the queue, then block.
+    while q.try_send(0).is_ok() {}
+    let (before, start) = (cpu_ticks(), Instant::now());
+    if !matches!(
+        q.send_timeout(1, Duration::from_secs(1)),
+        Err(SendTimeoutError::Timeout(1))
+    ) {
+        return Err("send_timeout on a full queue did not time out".into());
+    }
+    let (waited, used) = (start.elapsed(), cpu_ticks() - before);
+    if waited < Duration::from_secs(1) || used * 1000 / hz >= 100 {
+        return Err(format!(
+            "sender waited {waited:?} using {used} ticks at {hz} Hz"
+        ));
+    }
+    Ok(())
 }
 
 fn signal(pid: u32, sig: libc::c_int) {

@@ -82,9 +82,13 @@
 //!   publish, bumps `not_empty` and `FUTEX_WAKE`s. The bump makes a receiver that is between
 //!   its re-check and its `futex_wait` return at once (`EAGAIN`). Senders and `head` mirror
 //!   this with `send_parked`/`not_full`. The producer side needs no fence of its own: its CAS is
-//!   already a full barrier on x86-64 and AArch64, so the fast path has no extra cost. Loom
-//!   treats `SeqCst` operations as `AcqRel`, so under `cfg(loom)` an explicit fence is placed
-//!   after each claim CAS ([`rmw_load_barrier`]) to let the model verify the same argument.
+//!   already a full barrier on x86-64 and AArch64, so the fast path has no extra cost (nor would
+//!   a weaker ordering save anything: every locked RMW is a full barrier on x86-64, and on
+//!   AArch64 a `SeqCst` CAS is the same `casal` as an `AcqRel` one). The parked-bitmap load may
+//!   come anywhere after the claim CAS in program order, even after the publish (the fast
+//!   paths, below, load it last). Loom treats `SeqCst` operations as `AcqRel`, so under
+//!   `cfg(loom)` an explicit fence is placed after each claim CAS ([`rmw_load_barrier`]) to let
+//!   the model verify the same argument.
 //! - "Pending": a receiver that sees a claimed-but-unpublished message cannot count on a wake-up
 //!   (the producer may have looked at `recv_parked` before the receiver set its bit). It yields a
 //!   few times and then parks for at most one slice (20 ms); the same holds for a sender waiting
@@ -103,6 +107,28 @@
 //! in `try_*` calls on every [`LIGHT_MISSES`]-th consecutive miss of a handle: a `try_recv`
 //! loop behind a dead claimer therefore recovers after at most that many calls, and a
 //! `try_recv` may report `Empty` while a message claimed before it is still being written.
+//!
+//! # The one-message fast paths
+//! `send`, `try_send`, `send_timeout` and the one-message receives first try an inlined claim
+//! that handles only the common case: the queue is open, the next slot is ready now (`free(p)`
+//! for a sender; `full(p)`, not `skipped`, for a receiver) and the claim CAS succeeds at the
+//! first try. It takes the same steps as the general claim (stamp check, record of the previous
+//! claimer, claim CAS) and otherwise changes nothing, so every other case falls through to the
+//! general path, which starts over. One step moves: the parked-bitmap load of the handshake
+//! comes after the publish (release) instead of between the claim and the copy. It still follows
+//! the claim CAS, which is all the handshake needs, and the window between a claimer's stamp
+//! load and its stamp store, in which the other side takes the slot's cache line away, stays as
+//! short as in a bare Vyukov ring.
+//!
+//! # Waiting: polls and their adaptation
+//! A blocking call that finds its slot not ready polls the stamp (the light check) one
+//! `spin_loop` hint apart, up to [`SPIN_POLLS`] times (a few microseconds), then goes on with
+//! the crate's wait loop ([`Waiter`]: a short doubling spin, a few yields, then the full check
+//! and futex parks in slices). A peer that runs on another CPU usually answers within the poll
+//! phase, which saves both sides the park and the wake syscalls. The phase adapts per handle and
+//! side: a wait that ends within its polls doubles the next one (up to `SPIN_POLLS`), a wait that
+//! needs more halves it (down to [`MIN_POLLS`]): when both sides share a CPU (more processes
+//! than CPUs), every poll is time taken from the process waited for.
 //!
 //! # Wake-ups cost nothing while nobody waits
 //! A send loads `recv_parked` (a line nobody writes unless parking) and makes the `not_empty`
@@ -219,6 +245,13 @@ const PENDING_YIELDS: u32 = 0;
 const BACKOFF_LIMIT: u32 = 6;
 #[cfg(loom)]
 const BACKOFF_LIMIT: u32 = 0;
+/// Polls (one `spin_loop` hint apart, each re-checking the slot stamp only) a blocking call
+/// makes before the default backoff, the full check and the futex sleep: a few microseconds,
+/// longer than the peer's next publish or release when it is running, far shorter than a
+/// sleep and a wake-up (both sides' syscalls, tens of microseconds). As in the spsc ring.
+const SPIN_POLLS: u32 = 128;
+/// The shortest poll phase adaptation leaves (see [`Ring::adapt_polls`]).
+const MIN_POLLS: u32 = 8;
 /// Wakes in a row that woke nobody before a waker clears the bits of dead parkers.
 const FRUITLESS_BEFORE_REPAIR: u32 = 16;
 /// A `try_*` call that finds nothing ready uses the light check (the slot stamp only); every
@@ -452,6 +485,13 @@ impl Peers for Region {
 
 /// How a blocking call spins and parks (the wait loop, or a model of it).
 pub(crate) trait Blocker {
+    /// A new wait episode begins: restore the spin budget, with a poll phase of `polls`
+    /// (the deadline stays).
+    fn rearm(&mut self, _polls: u32) {}
+    /// Spin steps taken since the episode began (parks count as past the poll phase).
+    fn spun(&self) -> u32 {
+        0
+    }
     /// One backoff step; `false` once the spin budget is spent.
     fn spin(&mut self) -> bool;
     /// Sleeps while `*word == expected`. `guaranteed`: the protocol guarantees a wake-up for
@@ -460,14 +500,65 @@ pub(crate) trait Blocker {
     fn park(&mut self, word: &AtomicU32, expected: u32, guaranteed: bool) -> Park;
 }
 
-impl Blocker for Waiter {
+/// The blocker of the region-backed handle's blocking calls: the crate's wait loop
+/// ([`Waiter`]) with a poll phase first (its length set per wait episode, see
+/// [`Ring::adapt_polls`]), built on first need, so a call whose first claim succeeds never
+/// reads the clock. Every wait episode (every entry into [`Ring::acquire_slow`]; a batch may
+/// wait several times) gets a fresh spin budget and what is left of the call's deadline.
+pub(crate) struct Blocking {
+    timeout: Option<Duration>,
+    /// The absolute deadline, fixed at the first wait.
+    deadline: Option<Duration>,
+    waiter: Option<Waiter>,
+    /// Polls of the current episode's poll phase.
+    polls: u32,
+    /// Spin steps taken in the current episode.
+    spun: u32,
+}
+
+impl Blocking {
+    fn new(timeout: Option<Duration>) -> Blocking {
+        Blocking {
+            timeout,
+            deadline: None,
+            waiter: None,
+            polls: SPIN_POLLS,
+            spun: 0,
+        }
+    }
+
+    fn waiter(&mut self) -> &mut Waiter {
+        let (timeout, deadline, polls) = (self.timeout, &mut self.deadline, self.polls);
+        self.waiter.get_or_insert_with(|| {
+            let Some(timeout) = timeout else {
+                return Waiter::with_spin(None, polls);
+            };
+            let now = futex::now();
+            let at = *deadline.get_or_insert_with(|| now.saturating_add(timeout));
+            Waiter::with_spin(Some(at.saturating_sub(now)), polls)
+        })
+    }
+}
+
+impl Blocker for Blocking {
+    fn rearm(&mut self, polls: u32) {
+        self.waiter = None;
+        self.polls = polls;
+        self.spun = 0;
+    }
+    fn spun(&self) -> u32 {
+        self.spun
+    }
     fn spin(&mut self) -> bool {
-        Waiter::spin(self)
+        self.spun = self.spun.saturating_add(1);
+        self.waiter().spin()
     }
     fn park(&mut self, word: &AtomicU32, expected: u32, _guaranteed: bool) -> Park {
+        // Counts as spinning past the poll phase (for `adapt_polls`).
+        self.spun = self.spun.saturating_add(self.polls.saturating_add(1));
         // Always sliced: a slice bounds the cost of any missed wake-up and lets us re-check
         // claimers' liveness.
-        Waiter::park(self, word, expected)
+        self.waiter().park(word, expected)
     }
 }
 
@@ -479,6 +570,9 @@ pub(crate) struct Local {
     send_parkers: Mutex<u32>,
     /// Wakes in a row that woke nobody.
     fruitless: AtomicU32,
+    /// Length of the poll phase of the next blocking wait, per side ([`Ring::adapt_polls`]).
+    send_polls: AtomicU32,
+    recv_polls: AtomicU32,
     /// Consecutive light misses of `try_*` calls, per side.
     send_misses: AtomicU32,
     recv_misses: AtomicU32,
@@ -490,6 +584,8 @@ impl Local {
             recv_parkers: Mutex::new(0),
             send_parkers: Mutex::new(0),
             fruitless: AtomicU32::new(0),
+            send_polls: AtomicU32::new(SPIN_POLLS),
+            recv_polls: AtomicU32::new(SPIN_POLLS),
             send_misses: AtomicU32::new(0),
             recv_misses: AtomicU32::new(0),
         }
@@ -1089,6 +1185,30 @@ impl<'a, T: Pod, S: Slots<T>, P: Peers> Ring<'a, T, S, P> {
 
     // ---- the wait loop ----------------------------------------------------------------------
 
+    /// The handle's poll-phase length for `side`.
+    fn polls(&self, side: Side) -> &AtomicU32 {
+        match side {
+            Side::Send => &self.local.send_polls,
+            Side::Recv => &self.local.recv_polls,
+        }
+    }
+
+    /// Adapts the poll phase of the handle's next wait on `side` to how this one went: a wait
+    /// that ended within its `polls` polls doubles it (up to [`SPIN_POLLS`]), one that needed
+    /// more (yields, a park) halves it (down to [`MIN_POLLS`]). Polling pays while the other
+    /// side runs on another CPU; when both share one (more processes than CPUs), every poll is
+    /// time taken from the process we wait for.
+    fn adapt_polls(&self, side: Side, polls: u32, spun: u32) {
+        let next = if spun <= polls {
+            polls.saturating_mul(2).clamp(MIN_POLLS, SPIN_POLLS)
+        } else {
+            (polls / 2).max(MIN_POLLS)
+        };
+        if next != polls {
+            self.polls(side).store(next, Relaxed);
+        }
+    }
+
     /// Claims up to `max` positions on `side`, waiting as `blocker` says (`None`: try once).
     ///
     /// Light checks first: while the slot is not ready, only its stamp is read, so a waiting
@@ -1104,15 +1224,13 @@ impl<'a, T: Pod, S: Slots<T>, P: Peers> Ring<'a, T, S, P> {
         max: usize,
         blocker: Option<&mut B>,
     ) -> std::result::Result<Claimed, Fail> {
-        let (first, misses) = match side {
-            Side::Send => (self.claim_send(max, true), &self.local.send_misses),
-            Side::Recv => (self.claim_recv(max, true), &self.local.recv_misses),
+        let first = match side {
+            Side::Send => self.claim_send(max, true),
+            Side::Recv => self.claim_recv(max, true),
         };
         match first {
             Claim::Got(c) => {
-                if misses.load(Relaxed) != 0 {
-                    misses.store(0, Relaxed);
-                }
+                self.hit(side);
                 Ok(c)
             }
             first => self.acquire_slow(side, max, blocker, first),
@@ -1145,6 +1263,10 @@ impl<'a, T: Pod, S: Slots<T>, P: Peers> Ring<'a, T, S, P> {
             Side::Send => &self.local.send_misses,
             Side::Recv => &self.local.recv_misses,
         };
+        let polls = self.polls(side).load(Relaxed);
+        if let Some(b) = blocker.as_deref_mut() {
+            b.rearm(polls);
+        }
         let missed = misses.load(Relaxed);
         let mut light = blocker.is_some() || missed + 1 < LIGHT_MISSES;
         let mut watch = Watch::new();
@@ -1159,6 +1281,9 @@ impl<'a, T: Pod, S: Slots<T>, P: Peers> Ring<'a, T, S, P> {
                 Claim::Got(c) => {
                     if missed != 0 {
                         misses.store(0, Relaxed);
+                    }
+                    if let Some(b) = blocker.as_deref() {
+                        self.adapt_polls(side, polls, b.spun());
                     }
                     return Ok(c);
                 }
@@ -1216,7 +1341,10 @@ impl<'a, T: Pod, S: Slots<T>, P: Peers> Ring<'a, T, S, P> {
             let seq = futex_word.load(Acquire);
             let guard = self.announce(side);
             let guaranteed = match claim(self, false) {
-                Claim::Got(c) => return Ok(c),
+                Claim::Got(c) => {
+                    self.adapt_polls(side, polls, b.spun());
+                    return Ok(c);
+                }
                 Claim::Closed | Claim::Corrupted => return Err(Fail::Disconnected),
                 Claim::NotReady => true,
                 Claim::Contended | Claim::Pending(_) => false,
@@ -1231,6 +1359,108 @@ impl<'a, T: Pod, S: Slots<T>, P: Peers> Ring<'a, T, S, P> {
             }
             drop(guard);
         }
+    }
+
+    // ---- one-message fast paths -----------------------------------------------------------
+
+    /// Claims the next position for one message if its slot is free right now and the queue
+    /// is open: the common case of a send, with nothing to classify (no batch scan, no retry;
+    /// anything else returns `None` and the caller takes [`Ring::acquire`], which starts over).
+    /// Same steps as [`Ring::claim_send`] (stamp check, record of the previous claimer, claim
+    /// CAS), except that the parked-receiver check is left to the caller, after its publish
+    /// (module doc, "The one-message fast paths").
+    #[inline(always)]
+    fn claim_send_one(&self) -> Option<u64> {
+        let tw = self.ctl.tail.load(Acquire);
+        let t = pos_of(tw);
+        if flag_of(tw) || self.slots.stamp(t).load(Acquire) != free(t) {
+            return None;
+        }
+        self.record_previous(Side::Send, t, low_of(tw));
+        let new = word(add(t, 1), false, self.me);
+        if self
+            .ctl
+            .tail
+            .compare_exchange_weak(tw, new, SeqCst, Relaxed)
+            .is_err()
+        {
+            return None;
+        }
+        rmw_load_barrier();
+        Some(t)
+    }
+
+    /// Claims the next message if it is published right now (not skipped): the common case of
+    /// a receive; `None` sends the caller to [`Ring::acquire`]. Same steps as
+    /// [`Ring::claim_recv`], the parked-sender check left to the caller (after its release).
+    #[inline(always)]
+    fn claim_recv_one(&self) -> Option<u64> {
+        let hw = self.ctl.head.load(Acquire);
+        let h = pos_of(hw);
+        if self.slots.stamp(h).load(Acquire) != full(h) {
+            return None;
+        }
+        self.record_previous(Side::Recv, h, low_of(hw));
+        let new = word(add(h, 1), false, self.me);
+        if self
+            .ctl
+            .head
+            .compare_exchange_weak(hw, new, SeqCst, Relaxed)
+            .is_err()
+        {
+            return None;
+        }
+        rmw_load_barrier();
+        Some(h)
+    }
+
+    /// A claim succeeded: the handle's run of light `try_*` misses on `side` ends.
+    #[inline(always)]
+    fn hit(&self, side: Side) {
+        let misses = match side {
+            Side::Send => &self.local.send_misses,
+            Side::Recv => &self.local.recv_misses,
+        };
+        if misses.load(Relaxed) != 0 {
+            misses.store(0, Relaxed);
+        }
+    }
+
+    /// Sends one message, waiting as `blocker` says (`None`: try once).
+    #[inline(always)]
+    fn send_one<B: Blocker>(
+        &self,
+        value: &T,
+        blocker: Option<&mut B>,
+    ) -> std::result::Result<(), Fail> {
+        let Some(t) = self.claim_send_one() else {
+            return self.send_one_slow(value, blocker);
+        };
+        // Crash tests: position claimed, nothing written.
+        crate::failpoint::hit("queue.send.after_claim");
+        // SAFETY: position t is ours (claimed, unpublished).
+        unsafe { self.slots.with_mut(t, |p| p.write(*value)) };
+        // Crash tests: claimed and written, not published.
+        crate::failpoint::hit("queue.send.before_publish");
+        store_stamp(self.slots.stamp(t), full(t));
+        // After the claim CAS: the handshake's load (module doc, "The one-message fast paths").
+        if any_parked(&self.ctl.recv_parked) {
+            self.wake(Side::Recv, 1);
+        }
+        self.hit(Side::Send);
+        Ok(())
+    }
+
+    /// [`Ring::send_one`] past its fast path (takes the value by reference: `T` stays out of
+    /// the non-inlined call).
+    #[inline(never)]
+    fn send_one_slow<B: Blocker>(
+        &self,
+        value: &T,
+        blocker: Option<&mut B>,
+    ) -> std::result::Result<(), Fail> {
+        self.send_slice(std::slice::from_ref(value), blocker)
+            .map(|_| ())
     }
 
     // ---- operations used by the handle ---------------------------------------------------
@@ -1326,33 +1556,56 @@ impl<'a, T: Pod, S: Slots<T>, P: Peers> Ring<'a, T, S, P> {
     }
 
     /// Claims one message and lets `f` read it in place.
+    #[inline(always)]
     fn recv_with<B: Blocker, R>(
         &self,
-        mut blocker: Option<&mut B>,
+        blocker: Option<&mut B>,
         f: impl FnOnce(&T) -> R,
     ) -> std::result::Result<R, Fail> {
+        let c = match self.claim_recv_one() {
+            Some(h) => {
+                self.hit(Side::Recv);
+                // The parked-sender check follows the release (`ReleaseOnDrop` makes it).
+                Claimed {
+                    pos: h,
+                    n: 1,
+                    wake: false,
+                    skipped: 0,
+                }
+            }
+            None => self.claim_message(blocker)?,
+        };
+        let _release = ReleaseOnDrop {
+            ring: self,
+            claim: c,
+        };
+        // SAFETY: position c.pos is ours (claimed, unreleased) and was `full` when claimed
+        // (Acquire): the value is published, aligned, a valid `T`, and nobody writes it until
+        // we release it.
+        Ok(unsafe { self.slots.with(c.pos, |p| f(&*p)) })
+    }
+
+    /// [`Ring::recv_with`] past its fast path: claims one message (not a skipped position),
+    /// waiting as `blocker` says. Skipped positions are consumed on the way.
+    #[inline(never)]
+    fn claim_message<B: Blocker>(
+        &self,
+        mut blocker: Option<&mut B>,
+    ) -> std::result::Result<Claimed, Fail> {
         let mut skips = 0u64;
         loop {
             let c = self.acquire(Side::Recv, 1, blocker.as_deref_mut())?;
-            if c.skipped & 1 != 0 {
-                self.release(&c, 0, 1);
-                if c.wake {
-                    self.wake(Side::Send, 1);
-                }
-                skips += 1;
-                if blocker.is_none() && skips > self.cap {
-                    return Err(Fail::NotReady);
-                }
-                continue;
+            if c.skipped & 1 == 0 {
+                return Ok(c);
             }
-            let _release = ReleaseOnDrop {
-                ring: self,
-                claim: c,
-            };
-            // SAFETY: position c.pos is ours (claimed, unreleased) and was `full` when claimed
-            // (Acquire): the value is published, aligned, a valid `T`, and nobody writes it
-            // until we release it.
-            return Ok(unsafe { self.slots.with(c.pos, |p| f(&*p)) });
+            self.release(&c, 0, 1);
+            if c.wake {
+                self.wake(Side::Send, 1);
+            }
+            skips += 1;
+            if blocker.is_none() && skips > self.cap {
+                return Err(Fail::NotReady);
+            }
         }
     }
 
@@ -1389,7 +1642,10 @@ struct ReleaseOnDrop<'r, 'a, T: Pod, S: Slots<T>, P: Peers> {
 impl<T: Pod, S: Slots<T>, P: Peers> Drop for ReleaseOnDrop<'_, '_, T, S, P> {
     fn drop(&mut self) {
         self.ring.release(&self.claim, 0, 1);
-        if self.claim.wake {
+        // A fast-path claim did not look at the parked senders yet: it does now, after the
+        // release and, like every claim, after its claim CAS (module doc, "The one-message
+        // fast paths").
+        if self.claim.wake || any_parked(&self.ring.ctl.send_parked) {
             self.ring.wake(Side::Send, 1);
         }
     }
@@ -1423,20 +1679,31 @@ fn plausible_at_head(s: u64, h: u64, cap: u64) -> bool {
 struct RegionSlots<T> {
     /// Start of slot 0 (128-byte aligned).
     base: NonNull<u8>,
-    slot_size: usize,
-    value_off: usize,
     /// `cap - 1` (validated power of two).
     mask: u64,
     _t: PhantomData<fn() -> T>,
 }
 
 impl<T> RegionSlots<T> {
+    /// The slot unit: the element's alignment, at least the stamp's 8 bytes.
+    const UNIT: usize = if align_of::<T>() > 8 {
+        align_of::<T>()
+    } else {
+        8
+    };
+    /// Offset of the value in a slot ([`slot_geometry`] for `T`, computed at compile time so
+    /// the slot address is a shift, not a multiplication by a loaded size).
+    const VALUE_OFF: usize = Self::UNIT;
+    /// Bytes of a slot ([`slot_geometry`] for `T`).
+    const SLOT_SIZE: usize = (Self::UNIT + size_of::<T>()).div_ceil(Self::UNIT) * Self::UNIT;
+
     #[inline]
     fn slot(&self, pos: u64) -> *mut u8 {
         let i = (pos & self.mask) as usize;
         // SAFETY: i <= mask < cap, and the layout function sized the body for `cap` slots of
-        // `slot_size` bytes after the control block, so the offset stays inside the mapping.
-        unsafe { self.base.as_ptr().add(i * self.slot_size) }
+        // `SLOT_SIZE` bytes (checked equal to the region's geometry at attach) after the
+        // control block, so the offset stays inside the mapping.
+        unsafe { self.base.as_ptr().add(i * Self::SLOT_SIZE) }
     }
 }
 
@@ -1452,14 +1719,14 @@ impl<T: Pod> Slots<T> for RegionSlots<T> {
 
     #[inline]
     unsafe fn with_mut<R>(&self, pos: u64, f: impl FnOnce(*mut T) -> R) -> R {
-        // SAFETY: value_off + size_of::<T>() <= slot_size (slot_geometry), aligned for T.
-        f(unsafe { self.slot(pos).add(self.value_off) } as *mut T)
+        // SAFETY: VALUE_OFF + size_of::<T>() <= SLOT_SIZE (slot_geometry), aligned for T.
+        f(unsafe { self.slot(pos).add(Self::VALUE_OFF) } as *mut T)
     }
 
     #[inline]
     unsafe fn with<R>(&self, pos: u64, f: impl FnOnce(*const T) -> R) -> R {
         // SAFETY: as in `with_mut`.
-        f(unsafe { self.slot(pos).add(self.value_off) } as *const T)
+        f(unsafe { self.slot(pos).add(Self::VALUE_OFF) } as *const T)
     }
 }
 
@@ -1565,9 +1832,15 @@ impl<T: Pod> Queue<T> {
 
     fn from_region(region: Region) -> Result<Queue<T>> {
         let spec = *region.spec();
-        let (value_off, slot_size) =
-            slot_geometry(spec.elem_size as u64, spec.elem_align as u64)
-                .ok_or_else(|| Error::corrupted("unsupported element layout"))?;
+        let geometry = slot_geometry(spec.elem_size as u64, spec.elem_align as u64);
+        let expected = (
+            RegionSlots::<T>::VALUE_OFF as u64,
+            RegionSlots::<T>::SLOT_SIZE as u64,
+        );
+        if geometry != Some(expected) {
+            // Cannot happen: `Expect` matched the header's element layout against `T`.
+            return Err(Error::corrupted("unsupported element layout"));
+        }
         let me = region
             .token()
             .ok_or_else(|| Error::corrupted("queue handle without a participant slot"))?
@@ -1579,8 +1852,6 @@ impl<T: Pod> Queue<T> {
             ctl,
             slots: RegionSlots {
                 base,
-                slot_size: slot_size as usize,
-                value_off: value_off as usize,
                 mask: spec.capacity - 1,
                 _t: PhantomData,
             },
@@ -1660,13 +1931,10 @@ impl<T: Pod> Queue<T> {
     /// # Errors
     /// [`SendError`] (with the value) once the queue is closed, or if its shared state is
     /// corrupted.
+    #[inline]
     pub fn send(&self, value: T) -> std::result::Result<(), SendError<T>> {
-        let mut w = Waiter::new(None);
-        match self
-            .ring()
-            .send_slice(std::slice::from_ref(&value), Some(&mut w))
-        {
-            Ok(_) => Ok(()),
+        match self.ring().send_one(&value, Some(&mut Blocking::new(None))) {
+            Ok(()) => Ok(()),
             Err(_) => Err(SendError(value)),
         }
     }
@@ -1677,12 +1945,10 @@ impl<T: Pod> Queue<T> {
     /// [`TrySendError::Full`] if the queue is full (or its next slot is still held by a live
     /// receiver that has not finished reading it); [`TrySendError::Disconnected`] once closed
     /// or corrupted.
+    #[inline]
     pub fn try_send(&self, value: T) -> std::result::Result<(), TrySendError<T>> {
-        match self
-            .ring()
-            .send_slice(std::slice::from_ref(&value), None::<&mut Waiter>)
-        {
-            Ok(_) => Ok(()),
+        match self.ring().send_one(&value, None::<&mut Blocking>) {
+            Ok(()) => Ok(()),
             Err(Fail::Disconnected) => Err(TrySendError::Disconnected(value)),
             Err(_) => Err(TrySendError::Full(value)),
         }
@@ -1693,17 +1959,15 @@ impl<T: Pod> Queue<T> {
     /// # Errors
     /// [`SendTimeoutError::Timeout`] if no room came in time; [`SendTimeoutError::Disconnected`]
     /// once closed or corrupted.
+    #[inline]
     pub fn send_timeout(
         &self,
         value: T,
         timeout: Duration,
     ) -> std::result::Result<(), SendTimeoutError<T>> {
-        let mut w = Waiter::new(Some(timeout));
-        match self
-            .ring()
-            .send_slice(std::slice::from_ref(&value), Some(&mut w))
-        {
-            Ok(_) => Ok(()),
+        let mut w = Blocking::new(Some(timeout));
+        match self.ring().send_one(&value, Some(&mut w)) {
+            Ok(()) => Ok(()),
             Err(Fail::Disconnected) => Err(SendTimeoutError::Disconnected(value)),
             Err(_) => Err(SendTimeoutError::Timeout(value)),
         }
@@ -1713,8 +1977,9 @@ impl<T: Pod> Queue<T> {
     ///
     /// # Errors
     /// [`RecvError`] once the queue is closed and drained (or corrupted).
+    #[inline]
     pub fn recv(&self) -> std::result::Result<T, RecvError> {
-        let mut w = Waiter::new(None);
+        let mut w = Blocking::new(None);
         self.ring()
             .recv_with(Some(&mut w), |v| *v)
             .map_err(|_| RecvError)
@@ -1728,9 +1993,10 @@ impl<T: Pod> Queue<T> {
     ///
     /// # Errors
     /// [`TryRecvError::Empty`]; [`TryRecvError::Disconnected`] once closed and drained.
+    #[inline]
     pub fn try_recv(&self) -> std::result::Result<T, TryRecvError> {
         self.ring()
-            .recv_with(None::<&mut Waiter>, |v| *v)
+            .recv_with(None::<&mut Blocking>, |v| *v)
             .map_err(|e| match e {
                 Fail::Disconnected => TryRecvError::Disconnected,
                 _ => TryRecvError::Empty,
@@ -1742,8 +2008,9 @@ impl<T: Pod> Queue<T> {
     /// # Errors
     /// [`RecvTimeoutError::Timeout`]; [`RecvTimeoutError::Disconnected`] once closed and
     /// drained.
+    #[inline]
     pub fn recv_timeout(&self, timeout: Duration) -> std::result::Result<T, RecvTimeoutError> {
-        let mut w = Waiter::new(Some(timeout));
+        let mut w = Blocking::new(Some(timeout));
         self.ring()
             .recv_with(Some(&mut w), |v| *v)
             .map_err(timeout_error)
@@ -1772,7 +2039,7 @@ impl<T: Pod> Queue<T> {
         &self,
         write: impl FnOnce(&mut T) -> R,
     ) -> std::result::Result<R, SendError<()>> {
-        let mut w = Waiter::new(None);
+        let mut w = Blocking::new(None);
         self.ring()
             .send_with(Some(&mut w), write)
             .map_err(|_| SendError(()))
@@ -1787,7 +2054,7 @@ impl<T: Pod> Queue<T> {
         write: impl FnOnce(&mut T) -> R,
     ) -> std::result::Result<R, TrySendError<()>> {
         self.ring()
-            .send_with(None::<&mut Waiter>, write)
+            .send_with(None::<&mut Blocking>, write)
             .map_err(|e| match e {
                 Fail::Disconnected => TrySendError::Disconnected(()),
                 _ => TrySendError::Full(()),
@@ -1804,7 +2071,7 @@ impl<T: Pod> Queue<T> {
         timeout: Duration,
         write: impl FnOnce(&mut T) -> R,
     ) -> std::result::Result<R, SendTimeoutError<()>> {
-        let mut w = Waiter::new(Some(timeout));
+        let mut w = Blocking::new(Some(timeout));
         self.ring()
             .send_with(Some(&mut w), write)
             .map_err(|e| match e {
@@ -1820,7 +2087,7 @@ impl<T: Pod> Queue<T> {
     /// # Errors
     /// [`RecvError`] once the queue is closed and drained.
     pub fn recv_with<R>(&self, read: impl FnOnce(&T) -> R) -> std::result::Result<R, RecvError> {
-        let mut w = Waiter::new(None);
+        let mut w = Blocking::new(None);
         self.ring()
             .recv_with(Some(&mut w), read)
             .map_err(|_| RecvError)
@@ -1835,7 +2102,7 @@ impl<T: Pod> Queue<T> {
         read: impl FnOnce(&T) -> R,
     ) -> std::result::Result<R, TryRecvError> {
         self.ring()
-            .recv_with(None::<&mut Waiter>, read)
+            .recv_with(None::<&mut Blocking>, read)
             .map_err(|e| match e {
                 Fail::Disconnected => TryRecvError::Disconnected,
                 _ => TryRecvError::Empty,
@@ -1851,7 +2118,7 @@ impl<T: Pod> Queue<T> {
         timeout: Duration,
         read: impl FnOnce(&T) -> R,
     ) -> std::result::Result<R, RecvTimeoutError> {
-        let mut w = Waiter::new(Some(timeout));
+        let mut w = Blocking::new(Some(timeout));
         self.ring()
             .recv_with(Some(&mut w), read)
             .map_err(timeout_error)
@@ -1876,7 +2143,7 @@ impl<T: Pod> Queue<T> {
     /// # Ok::<(), interproc::Error>(())
     /// ```
     pub fn send_batch(&self, values: &[T]) -> std::result::Result<usize, SendError<usize>> {
-        let mut w = Waiter::new(None);
+        let mut w = Blocking::new(None);
         let mut sent = 0;
         while sent < values.len() {
             match self.ring().send_slice(&values[sent..], Some(&mut w)) {
@@ -1897,7 +2164,7 @@ impl<T: Pod> Queue<T> {
             return Ok(0);
         }
         let ring = self.ring();
-        let mut sent = match ring.send_slice(values, None::<&mut Waiter>) {
+        let mut sent = match ring.send_slice(values, None::<&mut Blocking>) {
             Ok(n) => n,
             Err(Fail::Disconnected) => return Err(TrySendError::Disconnected(())),
             Err(_) => return Err(TrySendError::Full(())),
@@ -1921,7 +2188,7 @@ impl<T: Pod> Queue<T> {
         values: &[T],
         timeout: Duration,
     ) -> std::result::Result<usize, SendTimeoutError<usize>> {
-        let mut w = Waiter::new(Some(timeout));
+        let mut w = Blocking::new(Some(timeout));
         let mut sent = 0;
         while sent < values.len() {
             match self.ring().send_slice(&values[sent..], Some(&mut w)) {
@@ -1947,7 +2214,7 @@ impl<T: Pod> Queue<T> {
         if max == 0 {
             return Ok(0);
         }
-        let mut w = Waiter::new(None);
+        let mut w = Blocking::new(None);
         self.ring()
             .recv_into(out, max, Some(&mut w))
             .map_err(|_| RecvError)
@@ -1967,7 +2234,7 @@ impl<T: Pod> Queue<T> {
             return Ok(0);
         }
         self.ring()
-            .recv_into(out, max, None::<&mut Waiter>)
+            .recv_into(out, max, None::<&mut Blocking>)
             .map_err(|e| match e {
                 Fail::Disconnected => TryRecvError::Disconnected,
                 _ => TryRecvError::Empty,
@@ -1987,7 +2254,7 @@ impl<T: Pod> Queue<T> {
         if max == 0 {
             return Ok(0);
         }
-        let mut w = Waiter::new(Some(timeout));
+        let mut w = Blocking::new(Some(timeout));
         self.ring()
             .recv_into(out, max, Some(&mut w))
             .map_err(timeout_error)
@@ -2606,7 +2873,7 @@ mod loom_tests {
     type R<'a> = Ring<'a, u64, HeapSlots, Oracle>;
 
     fn send(r: &R<'_>, v: u64) -> std::result::Result<(), Fail> {
-        r.send_slice(&[v], Some(&mut ModelBlocker)).map(|_| ())
+        r.send_one(&v, Some(&mut ModelBlocker))
     }
 
     fn recv(r: &R<'_>) -> std::result::Result<u64, Fail> {
@@ -2614,7 +2881,7 @@ mod loom_tests {
     }
 
     fn try_send(r: &R<'_>, v: u64) -> std::result::Result<(), Fail> {
-        r.send_slice(&[v], TRY).map(|_| ())
+        r.send_one(&v, TRY)
     }
 
     fn try_recv(r: &R<'_>) -> std::result::Result<u64, Fail> {

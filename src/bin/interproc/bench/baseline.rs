@@ -1,11 +1,11 @@
 //! The floor and the alternatives, measured in the same run as interproc's figures.
 //!
-//! Everything here is deliberately minimal hand-written code: a raw SPSC ring and a raw atomic
-//! ping-pong in a shared mapping (the hardware floor), bare futex round trips (the floor of a
-//! sleeping wake-up), `pipe(2)` and a Unix socketpair (what a user would reach for without
-//! interproc), a robust process-shared pthread mutex (the peer of `Mutex`), and Python's
-//! `multiprocessing` (the API interproc mirrors). This module makes its own syscalls on purpose:
-//! a baseline must not share code with what it is compared against.
+//! Everything here is deliberately minimal hand-written code: a raw SPSC ring, a raw Vyukov MPMC
+//! ring and a raw atomic ping-pong in a shared mapping (the hardware floor), bare futex round
+//! trips (the floor of a sleeping wake-up), `pipe(2)` and a Unix socketpair (what a user would
+//! reach for without interproc), a robust process-shared pthread mutex (the peer of `Mutex`), and
+//! Python's `multiprocessing` (the API interproc mirrors). This module makes its own syscalls on
+//! purpose: a baseline must not share code with what it is compared against.
 
 use std::io::{Read, Write};
 use std::os::fd::FromRawFd;
@@ -84,6 +84,97 @@ pub fn raw_ring<const SIZE: usize>(count: u64, cap: usize, batched: bool) -> f64
                     pos += 1;
                 }
                 head.store(pos, Ordering::Release);
+            }
+            std::hint::black_box(sum);
+            now_ns() - start
+        },
+    );
+    rate(count, elapsed)
+}
+
+/// A raw bounded MPMC ring of `cap` u64s in the shape of crossbeam's `ArrayQueue` (Dmitry
+/// Vyukov's algorithm): `tail` and `head` on lines of their own, each claimed with a CAS; per
+/// slot a stamp (`pos` free for the producer of `pos`, `pos + 1` full) beside the value.
+/// Producer `p` claims position `t` once slot `t % cap` is stamped `t`, writes, stamps `t + 1`
+/// (`Release`); consumer claims `h` once the stamp is `h + 1` (`Acquire`), reads, stamps
+/// `h + cap`. Busy-polling, no parking, no liveness. A side that finds its slot not ready just
+/// polls the stamp again (crossbeam's `pop` would also load the other side's index to return
+/// `None`; a spinning caller does not need that answer, and skipping it keeps the floor a
+/// floor). One producer process and one consumer process, pinned to distinct CPUs, stream
+/// `count` messages. Returns messages/s.
+pub fn raw_mpmc(count: u64, cap: usize) -> f64 {
+    assert!(cap.is_power_of_two() && cap >= 2);
+    let page = SharedPage::new(512 + cap * 16);
+    let tail = page.word(0); // producers' claim word
+    let head = page.word(1); // consumers' claim word
+    let base = page.ptr(512);
+    let mask = cap as u64 - 1;
+    let stamp = |pos: u64| -> &AtomicU64 {
+        // SAFETY: slot index masked into the ring (16-byte slots after the 512-byte control
+        // block, inside the mapping); 8-aligned; the stamp is only accessed atomically.
+        unsafe { &*(base.add((pos & mask) as usize * 16) as *const AtomicU64) }
+    };
+    let value = |pos: u64| -> *mut u64 {
+        // SAFETY: as above; the value sits 8 bytes after its stamp.
+        unsafe { base.add((pos & mask) as usize * 16 + 8) as *mut u64 }
+    };
+    for i in 0..cap as u64 {
+        stamp(i).store(i, Ordering::Relaxed);
+    }
+    let cap = cap as u64;
+    let send = |v: u64| {
+        let mut t = tail.load(Ordering::Relaxed);
+        loop {
+            let s = stamp(t).load(Ordering::Acquire);
+            if s == t {
+                match tail.compare_exchange_weak(t, t + 1, Ordering::SeqCst, Ordering::Relaxed) {
+                    Ok(_) => {
+                        // SAFETY: position t is ours (claimed, its slot released for it).
+                        unsafe { value(t).write(v) };
+                        stamp(t).store(t + 1, Ordering::Release);
+                        return;
+                    }
+                    Err(now) => t = now,
+                }
+            } else {
+                std::hint::spin_loop();
+                t = tail.load(Ordering::Relaxed);
+            }
+        }
+    };
+    let recv = || -> u64 {
+        let mut h = head.load(Ordering::Relaxed);
+        loop {
+            let s = stamp(h).load(Ordering::Acquire);
+            if s == h + 1 {
+                match head.compare_exchange_weak(h, h + 1, Ordering::SeqCst, Ordering::Relaxed) {
+                    Ok(_) => {
+                        // SAFETY: position h is ours (claimed, published: Acquire above).
+                        let v = unsafe { value(h).read() };
+                        stamp(h).store(h + cap, Ordering::Release);
+                        return v;
+                    }
+                    Err(now) => h = now,
+                }
+            } else {
+                std::hint::spin_loop();
+                h = head.load(Ordering::Relaxed);
+            }
+        }
+    };
+    let (elapsed, _) = two_processes(
+        true,
+        || {
+            for v in 0..count {
+                send(v);
+            }
+            0
+        },
+        || {
+            let start = now_ns();
+            let mut sum = 0u64;
+            for _ in 0..count {
+                sum = sum.wrapping_add(recv());
             }
             std::hint::black_box(sum);
             now_ns() - start

@@ -176,8 +176,12 @@ pub fn unpin() {
     unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
 }
 
+/// CPUs online. Not `available_parallelism`, which answers from the calling thread's affinity
+/// mask: after a pinned run that is one CPU, and `unpin` would then "unpin" to that one CPU.
 fn interproc_cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(n).unwrap_or(1).clamp(1, libc::CPU_SETSIZE as usize)
 }
 
 /// Nanoseconds since an arbitrary start, from the monotonic clock (vDSO, ~20 ns).
