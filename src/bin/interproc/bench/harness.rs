@@ -181,7 +181,9 @@ pub fn unpin() {
 fn interproc_cpus() -> usize {
     // SAFETY: sysconf has no memory-safety preconditions.
     let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-    usize::try_from(n).unwrap_or(1).clamp(1, libc::CPU_SETSIZE as usize)
+    usize::try_from(n)
+        .unwrap_or(1)
+        .clamp(1, libc::CPU_SETSIZE as usize)
 }
 
 /// Nanoseconds since an arbitrary start, from the monotonic clock (vDSO, ~20 ns).
