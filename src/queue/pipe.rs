@@ -504,21 +504,38 @@ impl Connection {
             return Err(Error::Disconnected);
         }
         let ring = self.send_ring();
-        let mut f = Some(f);
-        let mut attempt = || -> Result<Option<R>> {
+        // The fast path, whatever the wait: room now (no closure, no waiter).
+        {
             let mut p = lock(&self.send);
-            if !p.try_reserve(&ring, len)? {
+            if p.try_reserve(&ring, len)? {
+                let r = p.fill(&ring, len, f);
+                p.commit(&ring, len);
+                return Ok(Some(r));
+            }
+        }
+        self.send_slow(&ring, len, wait, f)
+    }
+
+    /// [`send_inner`](Self::send_inner) once the ring was full.
+    #[inline(never)]
+    fn send_slow<R>(
+        &self,
+        ring: &Ring<'_>,
+        len: usize,
+        wait: Wait,
+        f: impl FnOnce(&mut [u8]) -> R,
+    ) -> Result<Option<R>> {
+        let mut f = Some(f);
+        let attempt = || -> Result<Option<R>> {
+            let mut p = lock(&self.send);
+            if !p.try_reserve(ring, len)? {
                 return Ok(None);
             }
             let f = f.take().expect("an attempt that succeeds is the last one");
-            let r = p.fill(&ring, len, f);
-            p.commit(&ring, len);
+            let r = p.fill(ring, len, f);
+            p.commit(ring, len);
             Ok(Some(r))
         };
-        // The fast path, whatever the wait: room now.
-        if let Some(r) = attempt()? {
-            return Ok(Some(r));
-        }
         match wait {
             Wait::Try if self.peer_gone_rate_limited() => Err(Error::Disconnected),
             Wait::Try => Ok(None),
@@ -536,21 +553,37 @@ impl Connection {
 
     fn recv_inner<R>(&self, wait: Wait, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
         let ring = self.recv_ring();
+        // The fast path, whatever the wait: a message is there (no closure, no waiter).
+        {
+            let mut c = lock(&self.recv);
+            if let Some(len) = c.try_peek(&ring)? {
+                let r = c.read(&ring, len, f);
+                c.release(&ring, len);
+                return Ok(Some(r));
+            }
+        }
+        self.recv_slow(&ring, wait, f)
+    }
+
+    /// [`recv_inner`](Self::recv_inner) once the ring was empty.
+    #[inline(never)]
+    fn recv_slow<R>(
+        &self,
+        ring: &Ring<'_>,
+        wait: Wait,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<Option<R>> {
         let mut f = Some(f);
         let mut attempt = || -> Result<Option<R>> {
             let mut c = lock(&self.recv);
-            let Some(len) = c.try_peek(&ring)? else {
+            let Some(len) = c.try_peek(ring)? else {
                 return Ok(None);
             };
             let f = f.take().expect("an attempt that succeeds is the last one");
-            let r = c.read(&ring, len, f);
-            c.release(&ring, len);
+            let r = c.read(ring, len, f);
+            c.release(ring, len);
             Ok(Some(r))
         };
-        // The fast path, whatever the wait: a message is there.
-        if let Some(r) = attempt()? {
-            return Ok(Some(r));
-        }
         match wait {
             // Drain what a gone peer left before reporting it.
             Wait::Try if self.peer_gone_rate_limited() => {

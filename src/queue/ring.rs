@@ -466,6 +466,21 @@ impl Producer {
     pub(crate) fn try_reserve(&mut self, ring: &Ring<'_>, len: usize) -> Result<bool> {
         debug_assert!(len as u64 <= ring.max);
         let rec = record_len(len as u64);
+        let rest = ring.size - ring.index(self.tail);
+        // The common case, decided from private state alone: the record fits before the end
+        // of the data area and the cached head leaves room.
+        if rec <= rest && ring.size - self.tail.wrapping_sub(self.cached_head) >= rec {
+            self.reserved = Some(len as u64);
+            return Ok(true);
+        }
+        self.reserve_slow(ring, len)
+    }
+
+    /// [`try_reserve`](Self::try_reserve) past the common case: padding at the wrap, a fresh
+    /// look at the head.
+    #[inline(never)]
+    fn reserve_slow(&mut self, ring: &Ring<'_>, len: usize) -> Result<bool> {
+        let rec = record_len(len as u64);
         let idx = ring.index(self.tail);
         let rest = ring.size - idx;
         if rec > rest {
