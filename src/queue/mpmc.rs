@@ -1880,7 +1880,7 @@ impl<T: Pod> Queue<T> {
     /// two, at least 2).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for a capacity of 0 or above [`MAX_CAPACITY`] (2^30), or an
+    /// [`Error::InvalidArgument`] for a capacity of 0 or above 2^30, or an
     /// element type aligned to more than 128 bytes; [`Error::InvalidName`];
     /// [`Error::AlreadyExists`]; [`Error::Io`].
     ///
