@@ -539,15 +539,21 @@ impl Connection {
         match wait {
             Wait::Try if self.peer_gone_rate_limited() => Err(Error::Disconnected),
             Wait::Try => Ok(None),
-            Wait::Block(timeout) => block(
-                ring.ctl().writer_flag(),
-                ring.ctl().consumer_light(),
-                &mut self.waiter(timeout),
-                self,
-                OnGone::Fail,
-                attempt,
-            )
-            .map(Some),
+            Wait::Block(timeout) => {
+                let mut waiter = self.waiter(timeout);
+                // The fast path has just looked: pause before looking again (each look at an
+                // empty ring pulls the line the other side is about to write).
+                waiter.spin();
+                block(
+                    ring.ctl().writer_flag(),
+                    ring.ctl().consumer_light(),
+                    &mut waiter,
+                    self,
+                    OnGone::Fail,
+                    attempt,
+                )
+                .map(Some)
+            }
         }
     }
 
@@ -590,15 +596,21 @@ impl Connection {
                 attempt()?.map(Some).ok_or(Error::Disconnected)
             }
             Wait::Try => Ok(None),
-            Wait::Block(timeout) => block(
-                ring.ctl().reader_flag(),
-                ring.ctl().producer_light(),
-                &mut self.waiter(timeout),
-                self,
-                OnGone::Drain,
-                attempt,
-            )
-            .map(Some),
+            Wait::Block(timeout) => {
+                let mut waiter = self.waiter(timeout);
+                // The fast path has just looked: pause before looking again (each look at an
+                // empty ring pulls the line the other side is about to write).
+                waiter.spin();
+                block(
+                    ring.ctl().reader_flag(),
+                    ring.ctl().producer_light(),
+                    &mut waiter,
+                    self,
+                    OnGone::Drain,
+                    attempt,
+                )
+                .map(Some)
+            }
         }
     }
 
