@@ -885,6 +885,18 @@ mod tests {
     }
 
     #[test]
+    fn copy_in_copies_every_length_exactly() {
+        for n in 0..=40usize {
+            let src: Vec<u8> = (0..n as u8)
+                .map(|b| b.wrapping_mul(37).wrapping_add(1))
+                .collect();
+            let mut dst = vec![0xAAu8; n];
+            copy_in(&mut dst, &src);
+            assert_eq!(dst, src, "length {n}");
+        }
+    }
+
+    #[test]
     fn layout_ranges_and_sizes() {
         let spec = |cap: u64| Spec {
             kind: Kind::Pipe,
