@@ -817,7 +817,7 @@ mod region_tests {
     use super::*;
 
     fn name(tag: &str) -> String {
-        format!("unit-inspect-{tag}-{}", std::process::id())
+        crate::test_names::unit("inspect", tag)
     }
 
     #[test]

@@ -37,6 +37,8 @@ mod queue;
 pub(crate) mod region;
 mod sync;
 mod sys;
+#[cfg(all(test, not(loom)))]
+mod test_names;
 mod value;
 
 #[doc(hidden)]

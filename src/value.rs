@@ -309,7 +309,7 @@ mod tests {
     use super::*;
 
     fn name(tag: &str) -> String {
-        format!("unit-value-{tag}-{}", std::process::id())
+        crate::test_names::unit("value", tag)
     }
 
     #[test]

@@ -248,8 +248,9 @@ const BACKOFF_LIMIT: u32 = 0;
 /// Polls (one `spin_loop` hint apart, each re-checking the slot stamp only) a blocking call
 /// makes before the default backoff, the full check and the futex sleep: a few microseconds,
 /// longer than the peer's next publish or release when it is running, far shorter than a
-/// sleep and a wake-up (both sides' syscalls, tens of microseconds). As in the spsc ring.
-const SPIN_POLLS: u32 = 128;
+/// sleep and a wake-up (both sides' syscalls, tens of microseconds). The same as every
+/// channel's ([`QUEUE_SPIN_POLLS`](crate::sync::wait::QUEUE_SPIN_POLLS)).
+const SPIN_POLLS: u32 = crate::sync::wait::QUEUE_SPIN_POLLS;
 /// The shortest poll phase adaptation leaves (see [`Ring::adapt_polls`]).
 const MIN_POLLS: u32 = 8;
 /// Wakes in a row that woke nobody before a waker clears the bits of dead parkers.
@@ -2338,9 +2339,7 @@ fn timeout_error(e: Fail) -> RecvTimeoutError {
 
 impl<T: Pod> fmt::Debug for Queue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Queue")
-            .field("name", &self.name())
-            .field("kind", &"queue")
+        crate::object::debug_struct(f, "Queue", &self.region)
             .field("capacity", &self.cap)
             .field("elem", &std::any::type_name::<T>())
             .finish()
@@ -2352,17 +2351,11 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::collections::{HashSet, VecDeque};
-    use std::sync::atomic::{AtomicUsize, Ordering as StdOrdering};
     use std::sync::Arc;
     use std::time::Instant;
 
     fn name(tag: &str) -> String {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        format!(
-            "unit-mpmc-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, StdOrdering::Relaxed)
-        )
+        crate::test_names::unit("mpmc", tag)
     }
 
     #[test]

@@ -858,9 +858,7 @@ impl Drop for Connection {
 
 impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Connection")
-            .field("name", &self.name())
-            .field("kind", &"pipe")
+        crate::object::debug_struct(f, "Connection", &self.region)
             .field("end", &if self.end == 0 { "a" } else { "b" })
             .field("capacity", &self.capacity())
             .field("max_message_size", &self.max)
@@ -875,13 +873,7 @@ mod tests {
     use std::collections::VecDeque;
 
     fn name(tag: &str) -> String {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        static N: AtomicUsize = AtomicUsize::new(0);
-        format!(
-            "unit-pipe-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        )
+        crate::test_names::unit("pipe", tag)
     }
 
     #[test]

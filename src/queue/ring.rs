@@ -94,7 +94,7 @@ use crate::loom::atomic::{
 };
 use crate::region::Shared;
 use crate::sync::asym;
-use crate::sync::wait::{self, Park, Waiter};
+use crate::sync::wait::{self, Park};
 
 /// Bytes of a record header.
 pub(crate) const HEADER: u64 = 8;
@@ -722,23 +722,9 @@ impl Consumer {
     }
 }
 
-/// How a blocked call waits: [`Waiter`] in production; loom models use an untimed park, so a
-/// lost wake-up shows up as a deadlock.
-pub(crate) trait Parker {
-    /// One backoff step; `false` once it is time to park.
-    fn spin(&mut self) -> bool;
-    /// Sleeps while `*word == expected` (for at most one slice, never past the deadline).
-    fn park(&mut self, word: &AtomicU32, expected: u32) -> Park;
-}
-
-impl Parker for Waiter {
-    fn spin(&mut self) -> bool {
-        Waiter::spin(self)
-    }
-    fn park(&mut self, word: &AtomicU32, expected: u32) -> Park {
-        Waiter::park(self, word, expected)
-    }
-}
+/// How a blocked call waits: the crate's [`Wait`](crate::sync::wait::Wait) ([`Waiter`](crate::sync::wait::Waiter) in real
+/// use; loom models bring their own).
+pub(crate) use crate::sync::wait::Wait as Parker;
 
 /// What one side knows of the other end.
 pub(crate) trait Peer {
@@ -872,6 +858,7 @@ impl HeapRing {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use crate::sync::wait::Waiter;
     use proptest::prelude::*;
     use std::collections::VecDeque;
 

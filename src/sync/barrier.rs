@@ -542,7 +542,7 @@ mod tests {
     use std::sync::Arc;
 
     fn name(tag: &str) -> String {
-        format!("unit-barrier-{tag}-{}", std::process::id())
+        crate::test_names::unit("barrier", tag)
     }
 
     #[test]

@@ -314,7 +314,7 @@ mod tests {
     use crate::Mutex;
 
     fn name(tag: &str) -> String {
-        format!("unit-condvar-{tag}-{}", std::process::id())
+        crate::test_names::unit("condvar", tag)
     }
 
     #[test]

@@ -280,7 +280,7 @@ mod tests {
     use std::sync::Arc;
 
     fn name(tag: &str) -> String {
-        format!("unit-event-{tag}-{}", std::process::id())
+        crate::test_names::unit("event", tag)
     }
 
     #[test]

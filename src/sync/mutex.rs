@@ -680,7 +680,7 @@ mod tests {
     use std::time::Instant;
 
     fn name(tag: &str) -> String {
-        format!("unit-mutex-{tag}-{}", std::process::id())
+        crate::test_names::unit("mutex", tag)
     }
 
     #[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]

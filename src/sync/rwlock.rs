@@ -854,7 +854,7 @@ mod tests {
     use std::time::Instant;
 
     fn name(tag: &str) -> String {
-        format!("unit-rwlock-{tag}-{}", std::process::id())
+        crate::test_names::unit("rwlock", tag)
     }
 
     #[test]

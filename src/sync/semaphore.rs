@@ -588,7 +588,7 @@ mod tests {
     use std::sync::Arc;
 
     fn name(tag: &str) -> String {
-        format!("unit-sem-{tag}-{}", std::process::id())
+        crate::test_names::unit("sem", tag)
     }
 
     #[test]

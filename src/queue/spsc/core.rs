@@ -14,7 +14,7 @@ use crate::loom::atomic::{
     Ordering::{Acquire, Relaxed, Release, SeqCst},
 };
 use crate::sync::asym::{self, park_barrier};
-use crate::sync::wait::{self, Park, Waiter};
+use crate::sync::wait::{self, Park};
 
 /// Value of a parked flag while its owner is (about to be) asleep on it.
 pub(crate) const PARKED: u32 = 1;
@@ -173,22 +173,9 @@ pub(crate) trait Liveness {
     fn peer_alive(&self, force: bool) -> bool;
 }
 
-/// One backoff-then-park strategy for the blocking paths ([`Waiter`] in real use).
-pub(crate) trait Parker {
-    /// One backoff step; `false` once it is time to park.
-    fn spin(&mut self) -> bool;
-    /// Sleeps while `*word == expected` (one slice at most).
-    fn park(&mut self, word: &AtomicU32, expected: u32) -> Park;
-}
-
-impl Parker for Waiter {
-    fn spin(&mut self) -> bool {
-        Waiter::spin(self)
-    }
-    fn park(&mut self, word: &AtomicU32, expected: u32) -> Park {
-        Waiter::park(self, word, expected)
-    }
-}
+/// How a blocked call waits: the crate's [`Wait`](crate::sync::wait::Wait) ([`Waiter`](crate::sync::wait::Waiter) in real
+/// use; loom models bring their own).
+pub(crate) use crate::sync::wait::Wait as Parker;
 
 /// Test diagnostics: slices that ran out although the awaited condition already held when
 /// the sleeper looked again, i.e. wake-ups that were lost (or delayed by a preempted waker).

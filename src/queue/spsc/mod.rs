@@ -1047,9 +1047,7 @@ impl<T: Pod> Drop for Sender<T> {
 
 impl<T: Pod> fmt::Debug for Sender<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sender")
-            .field("name", &self.name())
-            .field("kind", &"spsc")
+        crate::object::debug_struct(f, "Sender", &self.chan.region)
             .field("capacity", &self.capacity())
             .finish()
     }
@@ -1445,9 +1443,7 @@ impl<T: Pod> Drop for Receiver<T> {
 
 impl<T: Pod> fmt::Debug for Receiver<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Receiver")
-            .field("name", &self.name())
-            .field("kind", &"spsc")
+        crate::object::debug_struct(f, "Receiver", &self.chan.region)
             .field("capacity", &self.capacity())
             .finish()
     }

@@ -2,7 +2,7 @@
 //! descriptions, so the role locks behave exactly as across processes).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering as StdOrdering};
+use std::sync::atomic::Ordering as StdOrdering;
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
@@ -10,12 +10,7 @@ use proptest::prelude::*;
 use super::*;
 
 fn name(tag: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "unit-spsc-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, StdOrdering::Relaxed)
-    )
+    crate::test_names::unit("spsc", tag)
 }
 
 fn pair<T: Pod>(tag: &str, capacity: usize) -> (Sender<T>, Receiver<T>) {
