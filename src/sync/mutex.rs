@@ -226,7 +226,7 @@ impl RawMutex {
 
     #[cold]
     fn lock_slow(&self, me: u32, timeout: Option<Duration>, alive: &dyn Fn(u32) -> bool) -> bool {
-        let mut w = wait::waiter(timeout);
+        let mut w = wait::lock_waiter(timeout);
         // Once we announced ourselves, we acquire with PARKED set (see the module doc).
         let mut announced = false;
         // Check the owner's liveness before the first park, then after every slice.

@@ -263,7 +263,7 @@ impl RawRwLock<'_> {
         let Some(mut s) = self.read_attempt(me) else {
             return true;
         };
-        let mut w = wait::waiter(timeout);
+        let mut w = wait::lock_waiter(timeout);
         let mut check = true;
         loop {
             if !w.spin() {
@@ -369,7 +369,7 @@ impl RawRwLock<'_> {
         timeout: Option<Duration>,
         alive: &dyn Fn(u32) -> bool,
     ) -> bool {
-        let mut w = wait::waiter(timeout);
+        let mut w = wait::lock_waiter(timeout);
         loop {
             // Phase 1: put our token in `state`.
             let mut check = true;

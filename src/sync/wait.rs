@@ -36,6 +36,11 @@ const SPIN_STEPS: u32 = 6;
 /// Yield steps after spinning, before parking.
 const YIELD_STEPS: u32 = 4;
 
+/// Steps of a lock waiter's spin phase ([`Waiter::for_lock`]) before it parks.
+const LOCK_STEPS: u32 = 4;
+/// `spin_loop` hints per lock waiter step, before the step's yield.
+const LOCK_PAUSES: u32 = 32;
+
 /// Polls (one `spin_loop` hint apart) a queue's blocking call makes before the default backoff
 /// and the futex sleep ([`Waiter::with_spin`]): about 5 µs on current x86 cores (a `pause`
 /// takes ~40 ns), longer than a round trip to a peer that is running, far shorter than a sleep
@@ -66,6 +71,8 @@ pub struct Waiter {
     /// Polls left before the doubling backoff (see [`Waiter::with_spin`]).
     polls: u32,
     step: u32,
+    /// The spin schedule of a lock acquisition ([`Waiter::for_lock`]).
+    lock: bool,
 }
 
 impl Waiter {
@@ -86,6 +93,29 @@ impl Waiter {
             deadline: timeout.map(|t| futex::now().saturating_add(t)),
             polls,
             step: 0,
+            lock: false,
+        }
+    }
+
+    /// A waiter for a lock acquisition: its spin phase is a few steps of [`LOCK_PAUSES`]
+    /// `spin_loop` hints and a yield each, with no short steps, and then it parks.
+    ///
+    /// Every look at a held lock word takes its cache line from the holder, and because the
+    /// holder's releasing CAS keeps the line until it completes, a look that is waiting for the
+    /// line tends to be answered with the word just released: the waiter then takes the lock
+    /// over and the holder, which was about to lock again, becomes the waiter. Each such
+    /// hand-over moves the lock and data lines between cores (hundreds of nanoseconds), so a
+    /// waiter that looks often makes every short critical section pay it. Looking once every
+    /// microsecond or two, and parking after a few microseconds, lets a holder that locks
+    /// repeatedly run on: two pinned processes incrementing under one `Mutex` went from 17-22 M
+    /// to 48-56 M lock/unlock pairs per second on the 2-vCPU EPYC VM (`interproc bench --filter
+    /// mutex`), against 17 M for a robust pthread mutex (16 hints per step gave 39-49 M). A
+    /// waiter for a long critical section notices the release at most one step (~1.5 µs) late
+    /// while it spins.
+    pub fn for_lock(timeout: Option<Duration>) -> Waiter {
+        Waiter {
+            lock: true,
+            ..Waiter::with_spin(timeout, 0)
         }
     }
 
@@ -100,6 +130,17 @@ impl Waiter {
 
     /// One backoff step. Returns `false` once the spin budget is spent: park next.
     pub fn spin(&mut self) -> bool {
+        if self.lock {
+            if self.step >= LOCK_STEPS {
+                return false;
+            }
+            for _ in 0..LOCK_PAUSES {
+                hint::spin_loop();
+            }
+            hint::yield_now();
+            self.step += 1;
+            return true;
+        }
         if self.polls > 0 {
             self.polls -= 1;
             if self.polls % POLLS_PER_YIELD == 0 {
@@ -178,6 +219,19 @@ pub(crate) fn waiter(timeout: Option<Duration>) -> impl Wait {
 /// Under loom: [`ModelWaiter::for_timeout`] (see the non-loom twin).
 #[cfg(loom)]
 pub(crate) fn waiter(timeout: Option<Duration>) -> impl Wait {
+    ModelWaiter::for_timeout(timeout)
+}
+
+/// The waiter of a lock acquisition (the mutex and the rwlock): [`Waiter::for_lock`], or under
+/// loom `ModelWaiter::for_timeout` (loom models never spin).
+#[cfg(not(loom))]
+pub(crate) fn lock_waiter(timeout: Option<Duration>) -> impl Wait {
+    Waiter::for_lock(timeout)
+}
+
+/// Under loom: [`ModelWaiter::for_timeout`] (see the non-loom twin).
+#[cfg(loom)]
+pub(crate) fn lock_waiter(timeout: Option<Duration>) -> impl Wait {
     ModelWaiter::for_timeout(timeout)
 }
 
@@ -296,6 +350,17 @@ mod tests {
             assert!(n < 100);
         }
         assert_eq!(n, SPIN_STEPS + YIELD_STEPS);
+    }
+
+    #[test]
+    fn a_lock_waiter_spins_a_few_steps_then_parks() {
+        let mut w = Waiter::for_lock(None);
+        let mut n = 0;
+        while w.spin() {
+            n += 1;
+            assert!(n < 100);
+        }
+        assert_eq!(n, LOCK_STEPS);
     }
 
     #[test]
