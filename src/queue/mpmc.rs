@@ -706,6 +706,7 @@ fn backoff(step: &mut u32) {
     *step += 1;
 }
 
+#[inline(always)]
 fn any_parked(bits: &[AtomicU64; 2]) -> bool {
     (bits[0].load(SeqCst) | bits[1].load(SeqCst)) != 0
 }
@@ -1441,12 +1442,14 @@ impl<'a, T: Pod, S: Slots<T>, P: Peers> Ring<'a, T, S, P> {
         }
     }
 
-    /// Sends one message, waiting as `blocker` says (`None`: try once).
+    /// Sends one message, waiting as the blocker `blocker()` makes says (`None`: try once).
+    /// The blocker is made on the slow path only: made up front, it would be written to the
+    /// stack on every send (its address goes to the non-inlined slow path).
     #[inline(always)]
     fn send_one<B: Blocker>(
         &self,
         value: &T,
-        blocker: Option<&mut B>,
+        blocker: impl FnOnce() -> Option<B>,
     ) -> std::result::Result<(), Fail> {
         let Some(t) = self.claim_send_one() else {
             return self.send_one_slow(value, blocker);
@@ -1472,9 +1475,9 @@ impl<'a, T: Pod, S: Slots<T>, P: Peers> Ring<'a, T, S, P> {
     fn send_one_slow<B: Blocker>(
         &self,
         value: &T,
-        blocker: Option<&mut B>,
+        blocker: impl FnOnce() -> Option<B>,
     ) -> std::result::Result<(), Fail> {
-        self.send_slice(std::slice::from_ref(value), blocker)
+        self.send_slice(std::slice::from_ref(value), blocker().as_mut())
             .map(|_| ())
     }
 
@@ -1570,11 +1573,12 @@ impl<'a, T: Pod, S: Slots<T>, P: Peers> Ring<'a, T, S, P> {
         Ok(got)
     }
 
-    /// Claims one message and lets `f` read it in place.
+    /// Claims one message and lets `f` read it in place, waiting as the blocker `blocker()`
+    /// makes says (made on the slow path only, see [`Ring::send_one`]).
     #[inline(always)]
     fn recv_with<B: Blocker, R>(
         &self,
-        blocker: Option<&mut B>,
+        blocker: impl FnOnce() -> Option<B>,
         f: impl FnOnce(&T) -> R,
     ) -> std::result::Result<R, Fail> {
         let c = match self.claim_recv_one() {
@@ -1605,8 +1609,10 @@ impl<'a, T: Pod, S: Slots<T>, P: Peers> Ring<'a, T, S, P> {
     #[inline(never)]
     fn claim_message<B: Blocker>(
         &self,
-        mut blocker: Option<&mut B>,
+        blocker: impl FnOnce() -> Option<B>,
     ) -> std::result::Result<Claimed, Fail> {
+        let mut made = blocker();
+        let mut blocker = made.as_mut();
         let mut skips = 0u64;
         loop {
             let c = self.acquire(Side::Recv, 1, blocker.as_deref_mut())?;
@@ -1948,7 +1954,7 @@ impl<T: Pod> Queue<T> {
     /// corrupted.
     #[inline]
     pub fn send(&self, value: T) -> std::result::Result<(), SendError<T>> {
-        match self.ring().send_one(&value, Some(&mut Blocking::new(None))) {
+        match self.ring().send_one(&value, || Some(Blocking::new(None))) {
             Ok(()) => Ok(()),
             Err(_) => Err(SendError(value)),
         }
@@ -1962,7 +1968,7 @@ impl<T: Pod> Queue<T> {
     /// or corrupted.
     #[inline]
     pub fn try_send(&self, value: T) -> std::result::Result<(), TrySendError<T>> {
-        match self.ring().send_one(&value, None::<&mut Blocking>) {
+        match self.ring().send_one(&value, || None::<Blocking>) {
             Ok(()) => Ok(()),
             Err(Fail::Disconnected) => Err(TrySendError::Disconnected(value)),
             Err(_) => Err(TrySendError::Full(value)),
@@ -1980,8 +1986,10 @@ impl<T: Pod> Queue<T> {
         value: T,
         timeout: Duration,
     ) -> std::result::Result<(), SendTimeoutError<T>> {
-        let mut w = Blocking::new(Some(timeout));
-        match self.ring().send_one(&value, Some(&mut w)) {
+        match self
+            .ring()
+            .send_one(&value, || Some(Blocking::new(Some(timeout))))
+        {
             Ok(()) => Ok(()),
             Err(Fail::Disconnected) => Err(SendTimeoutError::Disconnected(value)),
             Err(_) => Err(SendTimeoutError::Timeout(value)),
@@ -1994,9 +2002,8 @@ impl<T: Pod> Queue<T> {
     /// [`RecvError`] once the queue is closed and drained (or corrupted).
     #[inline]
     pub fn recv(&self) -> std::result::Result<T, RecvError> {
-        let mut w = Blocking::new(None);
         self.ring()
-            .recv_with(Some(&mut w), |v| *v)
+            .recv_with(|| Some(Blocking::new(None)), |v| *v)
             .map_err(|_| RecvError)
     }
 
@@ -2011,7 +2018,7 @@ impl<T: Pod> Queue<T> {
     #[inline]
     pub fn try_recv(&self) -> std::result::Result<T, TryRecvError> {
         self.ring()
-            .recv_with(None::<&mut Blocking>, |v| *v)
+            .recv_with(|| None::<Blocking>, |v| *v)
             .map_err(|e| match e {
                 Fail::Disconnected => TryRecvError::Disconnected,
                 _ => TryRecvError::Empty,
@@ -2025,9 +2032,8 @@ impl<T: Pod> Queue<T> {
     /// drained.
     #[inline]
     pub fn recv_timeout(&self, timeout: Duration) -> std::result::Result<T, RecvTimeoutError> {
-        let mut w = Blocking::new(Some(timeout));
         self.ring()
-            .recv_with(Some(&mut w), |v| *v)
+            .recv_with(|| Some(Blocking::new(Some(timeout))), |v| *v)
             .map_err(timeout_error)
     }
 
@@ -2102,9 +2108,8 @@ impl<T: Pod> Queue<T> {
     /// # Errors
     /// [`RecvError`] once the queue is closed and drained.
     pub fn recv_with<R>(&self, read: impl FnOnce(&T) -> R) -> std::result::Result<R, RecvError> {
-        let mut w = Blocking::new(None);
         self.ring()
-            .recv_with(Some(&mut w), read)
+            .recv_with(|| Some(Blocking::new(None)), read)
             .map_err(|_| RecvError)
     }
 
@@ -2117,7 +2122,7 @@ impl<T: Pod> Queue<T> {
         read: impl FnOnce(&T) -> R,
     ) -> std::result::Result<R, TryRecvError> {
         self.ring()
-            .recv_with(None::<&mut Blocking>, read)
+            .recv_with(|| None::<Blocking>, read)
             .map_err(|e| match e {
                 Fail::Disconnected => TryRecvError::Disconnected,
                 _ => TryRecvError::Empty,
@@ -2133,9 +2138,8 @@ impl<T: Pod> Queue<T> {
         timeout: Duration,
         read: impl FnOnce(&T) -> R,
     ) -> std::result::Result<R, RecvTimeoutError> {
-        let mut w = Blocking::new(Some(timeout));
         self.ring()
-            .recv_with(Some(&mut w), read)
+            .recv_with(|| Some(Blocking::new(Some(timeout))), read)
             .map_err(timeout_error)
     }
 
@@ -2879,7 +2883,9 @@ mod loom_tests {
         }
     }
 
-    const TRY: Option<&mut ModelBlocker> = None;
+    fn no_blocker() -> Option<ModelBlocker> {
+        None
+    }
 
     /// Runs a model; blocking calls park (no path growth), try loops yield.
     fn check(f: impl Fn() + Sync + Send + 'static) {
@@ -2891,19 +2897,19 @@ mod loom_tests {
     type R<'a> = Ring<'a, u64, HeapSlots, Oracle>;
 
     fn send(r: &R<'_>, v: u64) -> std::result::Result<(), Fail> {
-        r.send_one(&v, Some(&mut ModelBlocker))
+        r.send_one(&v, || Some(ModelBlocker))
     }
 
     fn recv(r: &R<'_>) -> std::result::Result<u64, Fail> {
-        r.recv_with(Some(&mut ModelBlocker), |v| *v)
+        r.recv_with(|| Some(ModelBlocker), |v| *v)
     }
 
     fn try_send(r: &R<'_>, v: u64) -> std::result::Result<(), Fail> {
-        r.send_one(&v, TRY)
+        r.send_one(&v, no_blocker)
     }
 
     fn try_recv(r: &R<'_>) -> std::result::Result<u64, Fail> {
-        r.recv_with(TRY, |v| *v)
+        r.recv_with(no_blocker, |v| *v)
     }
 
     #[test]

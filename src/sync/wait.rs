@@ -112,6 +112,7 @@ impl Waiter {
     /// mutex`), against 17 M for a robust pthread mutex (16 hints per step gave 39-49 M). A
     /// waiter for a long critical section notices the release at most one step (~1.5 µs) late
     /// while it spins.
+    #[cfg_attr(loom, allow(dead_code))]
     pub fn for_lock(timeout: Option<Duration>) -> Waiter {
         Waiter {
             lock: true,
