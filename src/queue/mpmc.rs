@@ -1557,12 +1557,24 @@ impl<'a, T: Pod, S: Slots<T>, P: Peers> Ring<'a, T, S, P> {
             };
             rounds += 1;
             out.reserve(c.n);
-            for i in 0..c.n {
-                if c.skipped & (1 << i) == 0 {
-                    // SAFETY: position c.pos + i is ours (claimed, unreleased) and its stamp was
-                    // `full` when we claimed it (Acquire): the value is published.
-                    out.push(unsafe { self.slots.with(add(c.pos, i as u64), |p| p.read()) });
-                    got += 1;
+            if c.skipped == 0 {
+                // The common case, a run without skipped positions: copied straight into the
+                // spare capacity (no per-message length update and capacity check).
+                for (i, dst) in out.spare_capacity_mut()[..c.n].iter_mut().enumerate() {
+                    // SAFETY: position c.pos + i is ours (claimed, unreleased) and its stamp
+                    // was `full` when we claimed it (Acquire): the value is published.
+                    dst.write(unsafe { self.slots.with(add(c.pos, i as u64), |p| p.read()) });
+                }
+                // SAFETY: the first `c.n` spare elements were initialised just above.
+                unsafe { out.set_len(out.len() + c.n) };
+                got += c.n;
+            } else {
+                for i in 0..c.n {
+                    if c.skipped & (1 << i) == 0 {
+                        // SAFETY: as above.
+                        out.push(unsafe { self.slots.with(add(c.pos, i as u64), |p| p.read()) });
+                        got += 1;
+                    }
                 }
             }
             self.release(&c, 0, c.n);
