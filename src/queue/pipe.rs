@@ -615,8 +615,13 @@ impl Connection {
             Wait::Block(timeout) => {
                 let mut waiter = self.waiter(timeout);
                 // The fast path has just looked: pause before looking again (each look at an
-                // empty ring pulls the line the other side is about to write).
+                // empty ring pulls the line the other side is about to write), longer while
+                // the sender streams (see `Consumer::pause_when_empty`).
                 waiter.spin();
+                let pause = lock(&self.recv).pause_when_empty();
+                for _ in 0..pause {
+                    crate::loom::hint::spin_loop();
+                }
                 block(
                     ring.ctl().reader_flag(),
                     ring.ctl().producer_light(),

@@ -565,7 +565,18 @@ pub(crate) struct Consumer {
     mode: asym::Mode,
     /// The payload length `try_peek` found at the head (`read`/`release` check it).
     peeked: Option<u64>,
+    /// Messages released since a blocking receive last found the ring empty.
+    run: u32,
+    /// `spin_loop` hints a blocking receive makes before it looks at an empty ring again
+    /// (see [`Consumer::pause_when_empty`]).
+    pause: u32,
 }
+
+/// A run of at least this many messages between two empty rings marks a stream.
+const STREAM_RUN: u32 = 2;
+/// The longest pause (`spin_loop` hints, ~1.3 µs on the EPYC VM) a streaming receiver makes
+/// before it looks at an empty ring again.
+const MAX_STREAM_PAUSE: u32 = 32;
 
 impl Consumer {
     /// Takes over the consumer side where the shared words say it is.
@@ -578,6 +589,8 @@ impl Consumer {
             cached_tail: tail,
             mode: asym::Mode::new(false),
             peeked: None,
+            run: 0,
+            pause: 0,
         })
     }
 
@@ -708,6 +721,30 @@ impl Consumer {
         // Crash tests: the message was read (and maybe returned), the head still holds it.
         crate::failpoint::hit("ring.pop.before_release");
         self.advance(ring, record_len(len as u64));
+        self.run = self.run.saturating_add(1);
+    }
+
+    /// For a blocking receive that just found the ring empty: how many `spin_loop` hints to
+    /// make before looking again.
+    ///
+    /// A receiver that keeps up with a streaming sender empties the ring every message or two,
+    /// and each look at the empty ring pulls the tail line, and then the half-written data
+    /// line, away from the sender, which must take both back for its next message: the two
+    /// sides end up trading lines message by message. Pausing a little before the next look
+    /// lets the sender run ahead, so that the receiver then reads whole lines the sender has
+    /// finished with (a 16-byte stream went from ~36 to ~50 M msg/s on the 2-vCPU EPYC VM).
+    /// A request/response exchange finds one message per wait, and must not be slowed: so the
+    /// pause doubles (up to [`MAX_STREAM_PAUSE`]) only after a run of at least [`STREAM_RUN`]
+    /// messages, and drops to none after a shorter run. A stream that stops costs the first
+    /// receive after it at most one pause (~1.3 µs).
+    pub(crate) fn pause_when_empty(&mut self) -> u32 {
+        let run = std::mem::replace(&mut self.run, 0);
+        self.pause = if run >= STREAM_RUN {
+            (self.pause * 2).clamp(1, MAX_STREAM_PAUSE)
+        } else {
+            0
+        };
+        self.pause
     }
 
     /// Peek, copy out, release.
@@ -912,6 +949,38 @@ mod tests {
         assert_eq!(c.try_pop(&ring).unwrap(), Some(msg(4, 56)));
         assert!(p.try_push(&ring, &[]).unwrap());
         assert_eq!(c.try_pop(&ring).unwrap(), Some(vec![]));
+    }
+
+    #[test]
+    fn a_receiver_pauses_only_while_the_sender_streams() {
+        let h = HeapRing::new(1024, 64);
+        let ring = h.ring();
+        let mut p = Producer::attach(&ring).unwrap();
+        let mut c = Consumer::attach(&ring).unwrap();
+        // Takes `n` messages, then reports the ring empty.
+        let mut run = |c: &mut Consumer, n: usize| {
+            for i in 0..n {
+                assert!(p.try_push(&ring, &msg(i as u64, 8)).unwrap());
+                assert!(c.try_pop(&ring).unwrap().is_some());
+            }
+            c.pause_when_empty()
+        };
+        // Request/response: one message per wait, never a pause.
+        for _ in 0..5 {
+            assert_eq!(run(&mut c, 1), 0);
+        }
+        // A stream: the pause doubles up to its bound...
+        let pauses: Vec<u32> = (0..8).map(|_| run(&mut c, 3)).collect();
+        assert_eq!(pauses, [1, 2, 4, 8, 16, 32, 32, 32]);
+        assert_eq!(MAX_STREAM_PAUSE, 32);
+        // ...and a short run ends it at once.
+        assert_eq!(run(&mut c, 1), 0);
+        assert_eq!(run(&mut c, STREAM_RUN as usize), 1);
+        assert_eq!(
+            run(&mut c, 0),
+            0,
+            "an empty ring after an empty ring: no stream"
+        );
     }
 
     #[test]
