@@ -23,6 +23,7 @@ use std::process::{Child, ExitStatus};
 use std::sync::TryLockError;
 use std::time::{Duration, Instant};
 
+use common::checked::{pack, pipe_check, pipe_msg, unpack, Msg};
 use common::{
     arg, assert_sigkilled, child, kill_and_reap, role, rounds, run_role, seed, Names, Rng,
 };
@@ -33,81 +34,6 @@ use interproc::{Error, Mutex, Pipe, RecvTimeoutError, RwLock, Semaphore, SendTim
 const PROMPT: Duration = Duration::from_secs(5);
 /// Timeout of a victim's own blocking calls (it is killed long before, unless the parent died).
 const VICTIM_WAIT: Duration = Duration::from_secs(20);
-
-// ---------------------------------------------------------------------------------------------
-// Checksummed messages.
-
-const K: u64 = 0x9E37_79B9_7F4A_7C15;
-
-fn mix(mut x: u64) -> u64 {
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    x ^ (x >> 33)
-}
-
-/// A queue element whose fields check each other: a torn copy fails [`Msg::whole`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
-struct Msg {
-    epoch: u64,
-    seq: u64,
-    check: u64,
-    hash: u64,
-}
-
-impl Msg {
-    fn new(epoch: u64, seq: u64) -> Msg {
-        Msg {
-            epoch,
-            seq,
-            check: seq ^ epoch.rotate_left(32) ^ K,
-            hash: mix(epoch.wrapping_mul(K) ^ seq),
-        }
-    }
-    fn whole(&self) -> bool {
-        *self == Msg::new(self.epoch, self.seq)
-    }
-}
-
-/// `epoch` and `seq` in one word (for the acknowledgement values).
-fn pack(epoch: u64, seq: u64) -> u64 {
-    epoch << 40 | seq
-}
-
-fn unpack(w: u64) -> (u64, u64) {
-    (w >> 40, w & ((1 << 40) - 1))
-}
-
-/// A pipe payload: epoch, seq, filler derived from both, and a trailing FNV-1a checksum.
-fn pipe_msg(epoch: u64, seq: u64, len: usize) -> Vec<u8> {
-    let len = len.max(24);
-    let mut m = Vec::with_capacity(len);
-    m.extend_from_slice(&epoch.to_le_bytes());
-    m.extend_from_slice(&seq.to_le_bytes());
-    let salt = mix(epoch ^ seq.rotate_left(17));
-    m.extend((0..len - 24).map(|i| (salt >> (8 * (i % 8))) as u8 ^ i as u8));
-    let sum = fnv(&m);
-    m.extend_from_slice(&sum.to_le_bytes());
-    m
-}
-
-fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-/// `(epoch, seq)` of a whole pipe payload; `None` if it is torn.
-fn pipe_check(m: &[u8]) -> Option<(u64, u64)> {
-    if m.len() < 24 {
-        return None;
-    }
-    let word = |at: usize| u64::from_le_bytes(m[at..at + 8].try_into().unwrap());
-    let (epoch, seq) = (word(0), word(8));
-    (pipe_msg(epoch, seq, m.len()) == m).then_some((epoch, seq))
-}
 
 // ---------------------------------------------------------------------------------------------
 // Rounds.

@@ -139,35 +139,12 @@ pub fn exists(name: &str) -> bool {
     std::path::Path::new(&format!("/dev/shm/interproc.{name}")).exists()
 }
 
-/// A small deterministic PRNG (xorshift64*) for campaigns: reproducible from a printed seed.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
+/// Self-checking payloads and the PRNG, shared with the crash soak of the `interproc` tool.
+#[path = "../../src/bin/interproc/checked.rs"]
+pub mod checked;
 
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.max(1))
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    /// Uniform in `0..n` (`n > 0`; the tiny modulo bias does not matter here).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-    /// Uniform in `lo..=hi`.
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.below(hi - lo + 1)
-    }
-    /// True with probability `percent`/100.
-    pub fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
+#[allow(unused_imports)]
+pub use checked::Rng;
 
 /// The seed of a campaign: `INTERPROC_TEST_SEED` if set (to replay a failure), else fresh.
 /// Printed, so that a failing run can be replayed.

@@ -6,6 +6,7 @@
 //! with `interproc:`, and make the exit status non-zero.
 
 mod bench;
+mod checked;
 mod gc;
 mod inspect;
 mod list;

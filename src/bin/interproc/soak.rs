@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::TryLockError;
 use std::time::{Duration, Instant};
 
+use crate::checked::{pack, pipe_check, pipe_msg, seq_in, Msg, Rng};
 use interproc::spsc::{Receiver, Sender};
 use interproc::{
     Error, Mutex, Pipe, Process, Queue, RecvTimeoutError, Semaphore, SendTimeoutError, Value,
@@ -44,99 +45,6 @@ extern "C" fn on_signal(_: libc::c_int) {
 const PROMPT: Duration = Duration::from_secs(5);
 /// Timeout of the children's own blocking calls.
 const CHILD_WAIT: Duration = Duration::from_secs(20);
-
-// ---------------------------------------------------------------------------------------------
-// Messages, randomness.
-
-const K: u64 = 0x9E37_79B9_7F4A_7C15;
-
-fn mix(mut x: u64) -> u64 {
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    x ^ (x >> 33)
-}
-
-/// A message whose fields check each other (a torn copy fails [`Msg::whole`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
-struct Msg {
-    epoch: u64,
-    seq: u64,
-    check: u64,
-    hash: u64,
-}
-
-impl Msg {
-    fn new(epoch: u64, seq: u64) -> Msg {
-        Msg {
-            epoch,
-            seq,
-            check: seq ^ epoch.rotate_left(32) ^ K,
-            hash: mix(epoch.wrapping_mul(K) ^ seq),
-        }
-    }
-    fn whole(&self) -> bool {
-        *self == Msg::new(self.epoch, self.seq)
-    }
-}
-
-fn pack(epoch: u64, seq: u64) -> u64 {
-    epoch << 40 | seq
-}
-
-/// The seq of `word` if it belongs to `epoch`, else 0.
-fn seq_in(word: u64, epoch: u64) -> u64 {
-    if word >> 40 == epoch {
-        word & ((1 << 40) - 1)
-    } else {
-        0
-    }
-}
-
-/// A pipe payload: epoch, seq, filler, trailing FNV-1a checksum.
-fn pipe_msg(epoch: u64, seq: u64, len: usize) -> Vec<u8> {
-    let len = len.max(24);
-    let mut m = Vec::with_capacity(len);
-    m.extend_from_slice(&epoch.to_le_bytes());
-    m.extend_from_slice(&seq.to_le_bytes());
-    let salt = mix(epoch ^ seq.rotate_left(17));
-    m.extend((0..len - 24).map(|i| (salt >> (8 * (i % 8))) as u8 ^ i as u8));
-    let sum = m.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    });
-    m.extend_from_slice(&sum.to_le_bytes());
-    m
-}
-
-/// `(epoch, seq)` of a whole pipe payload, `None` if torn.
-fn pipe_check(m: &[u8]) -> Option<(u64, u64)> {
-    if m.len() < 24 {
-        return None;
-    }
-    let word = |at: usize| u64::from_le_bytes(m[at..at + 8].try_into().unwrap());
-    let (epoch, seq) = (word(0), word(8));
-    (pipe_msg(epoch, seq, m.len()) == m).then_some((epoch, seq))
-}
-
-/// xorshift64*.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.max(1))
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Children (run by `Process::spawn`; `main` calls `interproc::process::init()` first).
@@ -663,7 +571,7 @@ impl Scenario for PipeEnd {
             self.acked_name.clone(),
             self.taken_name.clone(),
             epoch,
-            rng.next(),
+            rng.next_u64(),
         );
         let mut p = Process::spawn(pipe_end, arg).map_err(err)?;
         let (a, acked) = (&self.a, &self.acked);
@@ -801,7 +709,7 @@ impl Scenario for MutexWorkers {
     fn round(&mut self, rng: &mut Rng, st: &mut Stat) -> Outcome {
         for w in &mut self.workers {
             if w.is_none() {
-                let arg = (self.name.clone(), rng.next());
+                let arg = (self.name.clone(), rng.next_u64());
                 *w = Some(Process::spawn(mutex_worker, arg).map_err(err)?);
             }
         }
