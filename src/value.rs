@@ -11,6 +11,7 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::ptr::NonNull;
 
 use crate::error::{Error, Result};
 use crate::loom::atomic::{self as at, Ordering::Relaxed, Ordering::SeqCst};
@@ -148,8 +149,18 @@ impl AtomicPrimitive for bool {
 /// belongs in a [`Mutex`](crate::Mutex) instead.
 pub struct Value<T: AtomicPrimitive> {
     region: Region,
+    /// The atomic in `region`'s body, resolved once at attach (`Region::body` checks bounds
+    /// and alignment on every call, a measurable part of a 5 ns `fetch_add`).
+    atomic: NonNull<T::Atomic>,
     _t: PhantomData<T>,
 }
+
+// SAFETY: `atomic` points into the mapping that `region` (owned alongside it) keeps alive, at
+// an atomic, which any thread may use through a shared reference; the rest is `Region` (Send
+// and Sync) and a primitive type tag.
+unsafe impl<T: AtomicPrimitive> Send for Value<T> {}
+// SAFETY: as above.
+unsafe impl<T: AtomicPrimitive> Sync for Value<T> {}
 
 /// The type tag in `params[0]` is checked after validation (a mismatch is `Incompatible`, not
 /// `Corrupted`), so the layout depends on the capacity alone.
@@ -216,8 +227,10 @@ impl<T: AtomicPrimitive> Object for Value<T> {
                 found: format!("value of type tag {found}"),
             });
         }
+        let atomic = NonNull::from(region.body::<T::Atomic>(0));
         Ok(Value {
             region,
+            atomic,
             _t: PhantomData,
         })
     }
@@ -257,8 +270,11 @@ impl<T: AtomicPrimitive> Value<T> {
         object::open_or_create(name, initial)
     }
 
+    #[inline]
     fn atomic(&self) -> &T::Atomic {
-        self.region.body(0)
+        // SAFETY: resolved by `Region::body` (in bounds, aligned) at attach; the mapping lives
+        // as long as `self.region`, so as long as `&self`.
+        unsafe { self.atomic.as_ref() }
     }
 
     /// The current value.
