@@ -27,7 +27,7 @@ mod sealed {
 /// Sealed: the crate maps each type to its hardware atomic.
 pub trait AtomicPrimitive: sealed::Sealed + Copy + Send + Sync + fmt::Debug + 'static {
     #[doc(hidden)]
-    type Atomic: Shared;
+    type Atomic: Shared + Sync;
     #[doc(hidden)]
     const TAG: u64;
     #[doc(hidden)]
@@ -156,8 +156,8 @@ pub struct Value<T: AtomicPrimitive> {
 }
 
 // SAFETY: `atomic` points into the mapping that `region` (owned alongside it) keeps alive, at
-// an atomic, which any thread may use through a shared reference; the rest is `Region` (Send
-// and Sync) and a primitive type tag.
+// an atomic (`T::Atomic: Sync`, checked), which any thread may use through a shared reference;
+// the rest is `Region` (Send and Sync) and a primitive type tag.
 unsafe impl<T: AtomicPrimitive> Send for Value<T> {}
 // SAFETY: as above.
 unsafe impl<T: AtomicPrimitive> Sync for Value<T> {}

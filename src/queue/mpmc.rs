@@ -1442,8 +1442,8 @@ impl<'a, T: Pod, S: Slots<T>, P: Peers> Ring<'a, T, S, P> {
         }
     }
 
-    /// Sends one message, waiting as the blocker `blocker()` makes says (`None`: try once).
-    /// The blocker is made on the slow path only: made up front, it would be written to the
+    /// Sends one message; `blocker()` makes the blocker that says how to wait (`None`: try
+    /// once). The blocker is made on the slow path only: made up front, it would be written to the
     /// stack on every send (its address goes to the non-inlined slow path).
     #[inline(always)]
     fn send_one<B: Blocker>(
@@ -1585,8 +1585,8 @@ impl<'a, T: Pod, S: Slots<T>, P: Peers> Ring<'a, T, S, P> {
         Ok(got)
     }
 
-    /// Claims one message and lets `f` read it in place, waiting as the blocker `blocker()`
-    /// makes says (made on the slow path only, see [`Ring::send_one`]).
+    /// Claims one message and lets `f` read it in place; `blocker()` makes the blocker that says
+    /// how to wait (on the slow path only, see [`Ring::send_one`]).
     #[inline(always)]
     fn recv_with<B: Blocker, R>(
         &self,
@@ -1617,7 +1617,8 @@ impl<'a, T: Pod, S: Slots<T>, P: Peers> Ring<'a, T, S, P> {
     }
 
     /// [`Ring::recv_with`] past its fast path: claims one message (not a skipped position),
-    /// waiting as `blocker` says. Skipped positions are consumed on the way.
+    /// waiting as the blocker that `blocker()` makes says. Skipped positions are consumed on
+    /// the way.
     #[inline(never)]
     fn claim_message<B: Blocker>(
         &self,

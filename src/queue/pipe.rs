@@ -576,15 +576,22 @@ impl Connection {
     fn recv_inner<R>(&self, wait: Wait, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
         let ring = self.recv_ring();
         // The fast path, whatever the wait: a message is there (no closure, no waiter).
-        {
+        let pause = {
             let mut c = lock(&self.recv);
             if let Some(len) = c.try_peek(&ring)? {
                 let r = c.read(&ring, len, f);
                 c.release(&ring, len);
                 return Ok(Some(r));
             }
-        }
-        self.recv_slow(&ring, wait, f)
+            // A blocking receive that polls waits a little longer while the sender streams
+            // (see `Consumer::pause_when_empty`); a `try_*` call or one that sleeps at once
+            // (`set_spin(false)`) never pauses.
+            match wait {
+                Wait::Block(_) if self.spin.load(Relaxed) != 0 => c.pause_when_empty(),
+                _ => 0,
+            }
+        };
+        self.recv_slow(&ring, wait, pause, f)
     }
 
     /// [`recv_inner`](Self::recv_inner) once the ring was empty.
@@ -593,6 +600,7 @@ impl Connection {
         &self,
         ring: &Ring<'_>,
         wait: Wait,
+        pause: u32,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<Option<R>> {
         let mut f = Some(f);
@@ -616,9 +624,8 @@ impl Connection {
                 let mut waiter = self.waiter(timeout);
                 // The fast path has just looked: pause before looking again (each look at an
                 // empty ring pulls the line the other side is about to write), longer while
-                // the sender streams (see `Consumer::pause_when_empty`).
+                // the sender streams (`pause`).
                 waiter.spin();
-                let pause = lock(&self.recv).pause_when_empty();
                 for _ in 0..pause {
                     crate::loom::hint::spin_loop();
                 }

@@ -565,15 +565,17 @@ pub(crate) struct Consumer {
     mode: asym::Mode,
     /// The payload length `try_peek` found at the head (`read`/`release` check it).
     peeked: Option<u64>,
-    /// Messages released since a blocking receive last found the ring empty.
-    run: u32,
-    /// `spin_loop` hints a blocking receive makes before it looks at an empty ring again
-    /// (see [`Consumer::pause_when_empty`]).
+    /// Messages released since the shared tail was last loaded.
+    since_look: u32,
+    /// The most messages one load of the tail brought in, since a blocking receive last
+    /// found the ring empty (see [`Consumer::pause_when_empty`]).
+    burst: u32,
+    /// `spin_loop` hints a blocking receive makes before it looks at an empty ring again.
     pause: u32,
 }
 
-/// A run of at least this many messages between two empty rings marks a stream.
-const STREAM_RUN: u32 = 2;
+/// One load of the tail that brings in at least this many messages marks a stream.
+const STREAM_BURST: u32 = 2;
 /// The longest pause (`spin_loop` hints, ~1.3 µs on the EPYC VM) a streaming receiver makes
 /// before it looks at an empty ring again.
 const MAX_STREAM_PAUSE: u32 = 32;
@@ -589,7 +591,8 @@ impl Consumer {
             cached_tail: tail,
             mode: asym::Mode::new(false),
             peeked: None,
-            run: 0,
+            since_look: 0,
+            burst: 0,
             pause: 0,
         })
     }
@@ -613,6 +616,8 @@ impl Consumer {
             return Ok(avail);
         }
         let tail = ring.ctl.tail.load(Acquire);
+        // What the previous look brought in has been taken: note its size for the pacing.
+        self.burst = self.burst.max(std::mem::replace(&mut self.since_look, 0));
         let avail = tail.wrapping_sub(self.head);
         // The producer's tail only moves forward (we are at the old one), at most a ring ahead.
         if tail % ALIGN != 0 || avail > ring.size {
@@ -721,7 +726,7 @@ impl Consumer {
         // Crash tests: the message was read (and maybe returned), the head still holds it.
         crate::failpoint::hit("ring.pop.before_release");
         self.advance(ring, record_len(len as u64));
-        self.run = self.run.saturating_add(1);
+        self.since_look = self.since_look.saturating_add(1);
     }
 
     /// For a blocking receive that just found the ring empty: how many `spin_loop` hints to
@@ -733,13 +738,16 @@ impl Consumer {
     /// sides end up trading lines message by message. Pausing a little before the next look
     /// lets the sender run ahead, so that the receiver then reads whole lines the sender has
     /// finished with (a 16-byte stream went from ~36 to ~50 M msg/s on the 2-vCPU EPYC VM).
-    /// A request/response exchange finds one message per wait, and must not be slowed: so the
-    /// pause doubles (up to [`MAX_STREAM_PAUSE`]) only after a run of at least [`STREAM_RUN`]
-    /// messages, and drops to none after a shorter run. A stream that stops costs the first
-    /// receive after it at most one pause (~1.3 µs).
+    /// A request/response exchange must not be slowed, and it brings in one message per look
+    /// at the tail (the reply), whether the reply was already there or had to be waited for.
+    /// So the pause doubles (up to [`MAX_STREAM_PAUSE`]) only when, since the ring was last
+    /// found empty, one look brought in at least [`STREAM_BURST`] messages (the sender got
+    /// ahead), and drops to none otherwise. A stream that stops costs the first receive after
+    /// it at most one pause (~1.3 µs); so do occasional bursts (two requests pipelined) at
+    /// first, and a pause of one hint after that.
     pub(crate) fn pause_when_empty(&mut self) -> u32 {
-        let run = std::mem::replace(&mut self.run, 0);
-        self.pause = if run >= STREAM_RUN {
+        let burst = std::mem::replace(&mut self.burst, 0);
+        self.pause = if burst >= STREAM_BURST {
             (self.pause * 2).clamp(1, MAX_STREAM_PAUSE)
         } else {
             0
@@ -957,29 +965,43 @@ mod tests {
         let ring = h.ring();
         let mut p = Producer::attach(&ring).unwrap();
         let mut c = Consumer::attach(&ring).unwrap();
-        // Takes `n` messages, then reports the ring empty.
-        let mut run = |c: &mut Consumer, n: usize| {
-            for i in 0..n {
-                assert!(p.try_push(&ring, &msg(i as u64, 8)).unwrap());
-                assert!(c.try_pop(&ring).unwrap().is_some());
+        let mut seed = 0;
+        // `bursts`: how many messages the sender gets ahead each time before the receiver
+        // looks (and takes them all); then the receiver finds the ring empty.
+        let mut wait = |c: &mut Consumer, bursts: &[usize]| {
+            for &n in bursts {
+                for _ in 0..n {
+                    seed += 1;
+                    assert!(p.try_push(&ring, &msg(seed, 8)).unwrap());
+                }
+                for _ in 0..n {
+                    assert!(c.try_pop(&ring).unwrap().is_some());
+                }
             }
+            assert!(c.try_pop(&ring).unwrap().is_none());
             c.pause_when_empty()
         };
-        // Request/response: one message per wait, never a pause.
+        // Request/response: one reply per look, whether or not the receiver had to wait for
+        // it (a reply already there is a look that finds one message, then an empty one).
         for _ in 0..5 {
-            assert_eq!(run(&mut c, 1), 0);
+            assert_eq!(wait(&mut c, &[1]), 0);
+            assert_eq!(wait(&mut c, &[1, 1, 1]), 0);
         }
-        // A stream: the pause doubles up to its bound...
-        let pauses: Vec<u32> = (0..8).map(|_| run(&mut c, 3)).collect();
-        assert_eq!(pauses, [1, 2, 4, 8, 16, 32, 32, 32]);
-        assert_eq!(MAX_STREAM_PAUSE, 32);
-        // ...and a short run ends it at once.
-        assert_eq!(run(&mut c, 1), 0);
-        assert_eq!(run(&mut c, STREAM_RUN as usize), 1);
+        // A stream, the sender ahead by a few messages at each look: the pause doubles up to
+        // its bound...
+        let pauses: Vec<u32> = (0..8).map(|_| wait(&mut c, &[3, 1])).collect();
+        let mut expect = vec![MAX_STREAM_PAUSE; 8];
+        for (i, e) in expect.iter_mut().enumerate().take(6) {
+            *e = (1 << i).min(MAX_STREAM_PAUSE);
+        }
+        assert_eq!(pauses, expect);
+        // ...and one exchange without a burst ends it at once.
+        assert_eq!(wait(&mut c, &[1]), 0);
+        assert_eq!(wait(&mut c, &[STREAM_BURST as usize]), 1);
         assert_eq!(
-            run(&mut c, 0),
+            wait(&mut c, &[]),
             0,
-            "an empty ring after an empty ring: no stream"
+            "empty again without a message: no stream"
         );
     }
 

@@ -16,6 +16,11 @@
 //! }
 //! ```
 //!
+//! The spin phase has two schedules: [`Waiter::new`] / [`Waiter::with_spin`] (polls, then a
+//! doubling spin and a few yields) for waits on a peer's progress, and [`Waiter::for_lock`] (a
+//! few sparse looks, each a pause and a yield) for lock acquisitions, where frequent looks hand
+//! the lock over on every short critical section.
+//!
 //! Parking never lasts longer than [`SLICE`]: a missed wake-up (a peer that died between
 //! publishing and waking, or a scribbled word) costs at most one slice, and every slice end is a
 //! chance to check whether the peer still lives. While nobody waits, none of this runs.
@@ -209,9 +214,10 @@ impl Wait for Waiter {
     }
 }
 
-/// The waiter of a protocol core that is handed a timeout rather than a [`Wait`] (the locks and
-/// the condvar, which make their waiter on the slow path only, so that an uncontended call never
-/// reads the clock): [`Waiter::new`], or under loom `ModelWaiter::for_timeout`.
+/// The waiter of a protocol core that is handed a timeout rather than a [`Wait`] (the condvar,
+/// which makes its waiter on the slow path only, so that an uncontended call never reads the
+/// clock): [`Waiter::new`], or under loom `ModelWaiter::for_timeout`. The locks use
+/// [`lock_waiter`].
 #[cfg(not(loom))]
 pub(crate) fn waiter(timeout: Option<Duration>) -> impl Wait {
     Waiter::new(timeout)
@@ -267,7 +273,8 @@ impl ModelWaiter {
         }
     }
 
-    /// The model of `Waiter::new(timeout)` that [`waiter`] gives the lock cores under loom. An
+    /// The model of `Waiter::new(timeout)` / `Waiter::for_lock(timeout)` that [`waiter`] and
+    /// [`lock_waiter`] give the condvar and the lock cores under loom (loom models never spin). An
     /// *untimed* wait blocks on the model futex. A *timed* wait returns from every park at
     /// once, as if a slice had ended (the model clock never reaches a deadline), which lets
     /// models explore the liveness re-check that a slice end triggers. Every park returns
