@@ -430,7 +430,9 @@ pub fn pthread_mutex_uncontended(ops: u64) -> f64 {
 }
 
 /// Two processes each doing `ops_each` locked increments: total operations per second.
-pub fn pthread_mutex_contended(ops_each: u64) -> f64 {
+/// Two pinned processes, `ops_each` locked increments each. Returns the rate (op/s) and how
+/// evenly the lock was shared ([`finish_evenness`]).
+pub fn pthread_mutex_contended(ops_each: u64) -> (f64, f64) {
     let page = SharedPage::new(4096);
     let m = PthreadMutex::new(&page);
     let (elapsed, child_ns) = two_processes(
@@ -455,7 +457,17 @@ pub fn pthread_mutex_contended(ops_each: u64) -> f64 {
         2 * ops_each,
         "pthread mutex lost updates"
     );
-    rate(2 * ops_each, elapsed.max(child_ns))
+    (
+        rate(2 * ops_each, elapsed.max(child_ns)),
+        finish_evenness(elapsed, child_ns),
+    )
+}
+
+/// How evenly two processes that did the same work under one lock shared it: the first one's
+/// time to finish over the last one's, in percent (100: they finished together; near 0: one
+/// held the lock until it was done, then the other ran).
+pub fn finish_evenness(a_ns: u64, b_ns: u64) -> f64 {
+    100.0 * a_ns.min(b_ns) as f64 / a_ns.max(b_ns).max(1) as f64
 }
 
 // ---------------------------------------------------------------------------------------------

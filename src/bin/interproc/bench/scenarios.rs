@@ -450,9 +450,16 @@ fn mutex(e: Effort) -> Vec<Row> {
         target: Some(1.0),
     }];
     let each = ops / 4;
+    // How evenly the two processes shared the lock, from the same runs: a lock that let one
+    // process run to the end before the other would win the rate row without sharing at all.
+    let evenness = std::cell::RefCell::new((Vec::new(), Vec::new()));
     let (o, b) = interleave(
         e.reps,
-        || baseline::pthread_mutex_contended(each),
+        || {
+            let (rate, even) = baseline::pthread_mutex_contended(each);
+            evenness.borrow_mut().1.push(even);
+            rate
+        },
         || {
             let work = || {
                 let m = interproc::Mutex::<u64>::open(&name).expect("open mutex");
@@ -464,6 +471,10 @@ fn mutex(e: Effort) -> Vec<Row> {
                 now_ns() - t
             };
             let (a, b) = two_processes(true, work, work);
+            evenness
+                .borrow_mut()
+                .0
+                .push(baseline::finish_evenness(a, b));
             rate(2 * each, a.max(b))
         },
     );
@@ -475,6 +486,16 @@ fn mutex(e: Effort) -> Vec<Row> {
         baseline_value: b,
         better: Better::Higher,
         target: Some(1.0),
+    });
+    let (ours, theirs) = evenness.into_inner();
+    rows.push(Row {
+        scenario: "mutex contending: first finish / last".into(),
+        unit: "%",
+        interproc: median(ours),
+        baseline: "robust pshared pthread mutex".into(),
+        baseline_value: median(theirs),
+        better: Better::Higher,
+        target: None,
     });
     rows
 }
