@@ -23,7 +23,7 @@ use std::process::{Child, ExitStatus};
 use std::sync::TryLockError;
 use std::time::{Duration, Instant};
 
-use common::checked::{pack, pipe_check, pipe_msg, unpack, Msg};
+use common::checked::{pack, pipe_check, pipe_msg, unpack, Guarded, Msg};
 use common::{
     arg, assert_sigkilled, child, kill_and_reap, role, rounds, run_role, seed, Names, Rng,
 };
@@ -756,19 +756,20 @@ fn pipe_campaign(test: &str, swap: bool) {
     tally.print(test);
 }
 
+/// The failpoint spec of the next worker of a two-worker lock campaign: if the other worker
+/// carries none, in 35% of rounds one of `points` (even odds) at a random pass in `1..=max`;
+/// otherwise none.
+fn either_failpoint(rng: &mut Rng, other: &str, points: [&str; 2], max: u64) -> String {
+    if other.is_empty() && rng.chance(35) {
+        let point = points[usize::from(rng.chance(50))];
+        format!("{point}=kill@{}", rng.range(1, max))
+    } else {
+        String::new()
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Locks: a holder dies.
-
-/// Lock-protected data: `a == b` and `holder == 0` outside a critical section. A holder that
-/// dies half-way leaves `a == b + 1` and/or its id in `holder`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
-struct Guarded {
-    a: u64,
-    b: u64,
-    holder: u64,
-    total: u64,
-}
 
 impl Guarded {
     /// Checks the data as a clean (unpoisoned) lock must show it.
@@ -1098,17 +1099,16 @@ fn semaphore_holder_killed_anywhere() {
         c.env("INTERPROC_FAILPOINTS", spec);
         c.spawn().expect("spawn worker")
     };
-    let pick_spec = |rng: &mut Rng, other: &str| -> String {
-        if other.is_empty() && rng.chance(35) {
-            let point = if rng.chance(50) {
-                "semaphore.acquire.before_tag"
-            } else {
-                "semaphore.release.before_add"
-            };
-            format!("{point}=kill@{}", rng.range(1, 200))
-        } else {
-            String::new()
-        }
+    let pick_spec = |rng: &mut Rng, other: &str| {
+        either_failpoint(
+            rng,
+            other,
+            [
+                "semaphore.acquire.before_tag",
+                "semaphore.release.before_add",
+            ],
+            200,
+        )
     };
     let mut specs = [String::new(), String::new()];
     let mut workers = [spawn_worker(&mut rng, 0, ""), spawn_worker(&mut rng, 1, "")];
@@ -1272,17 +1272,13 @@ fn rwlock_holder_killed_anywhere() {
     };
     // At most one worker carries a failpoint: dying as a pending writer (token set, readers
     // not drained) or as a holding writer.
-    let pick_spec = |rng: &mut Rng, other: &str| -> String {
-        if other.is_empty() && rng.chance(35) {
-            let point = if rng.chance(50) {
-                "rwlock.write.pending"
-            } else {
-                "rwlock.write.held"
-            };
-            format!("{point}=kill@{}", rng.range(1, 100))
-        } else {
-            String::new()
-        }
+    let pick_spec = |rng: &mut Rng, other: &str| {
+        either_failpoint(
+            rng,
+            other,
+            ["rwlock.write.pending", "rwlock.write.held"],
+            100,
+        )
     };
     let mut specs = [String::new(), String::new()];
     let mut workers = [spawn_worker(&mut rng, 0, ""), spawn_worker(&mut rng, 1, "")];

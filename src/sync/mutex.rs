@@ -148,6 +148,17 @@ pub(crate) fn data_layout(spec: &Spec, data_offset: u64) -> Option<u64> {
         .then(|| data_offset + size as u64)
 }
 
+/// Writes a lock's initial data into the data slot at `data_offset` of a region being created
+/// with [`data_layout`] (`T` passed [`check_data_type`]).
+pub(crate) fn init_data<T: Pod>(region: &Region, data_offset: u64, value: T) {
+    let ptr = region.body_ptr(data_offset as usize) as *mut T;
+    // SAFETY: the body holds `data_offset + size_of::<T>()` bytes (`data_layout`, from which the
+    // region was created); the data offset is a multiple of 128 from a page-aligned mapping and
+    // align_of::<T>() <= 128 (`check_data_type`); nobody else can see the region before it is
+    // published.
+    unsafe { ptr.write(value) };
+}
+
 // ---------------------------------------------------------------------------------------------
 // The protocol core: written against two atomics, so loom can run it on the heap.
 
@@ -445,12 +456,7 @@ impl<T: Pod> Object for Mutex<T> {
     }
 
     fn init(region: &Region, value: T) -> Result<()> {
-        let ptr = region.body_ptr(DATA_OFFSET as usize) as *mut T;
-        // SAFETY: the body holds DATA_OFFSET + size_of::<T>() bytes (the spec says so and the
-        // region was created from it); the data offset is 128-aligned from a page-aligned
-        // mapping and align_of::<T>() <= 128 (checked); nobody else can see the region before
-        // it is published.
-        unsafe { ptr.write(value) };
+        init_data(region, DATA_OFFSET, value);
         Ok(())
     }
 

@@ -94,7 +94,7 @@ use std::time::Duration;
 use bytemuck::Pod;
 
 use super::mutex::{
-    check_data_type, data_layout, lock_result, owner_dead, region_liveness, try_result,
+    check_data_type, data_layout, init_data, lock_result, owner_dead, region_liveness, try_result,
 };
 use super::wait::{self, Park, Wait};
 #[cfg(doc)]
@@ -603,11 +603,7 @@ impl<T: Pod> Object for RwLock<T> {
     }
 
     fn init(region: &Region, value: T) -> Result<()> {
-        let ptr = region.body_ptr(DATA_OFFSET as usize) as *mut T;
-        // SAFETY: the body holds DATA_OFFSET + size_of::<T>() bytes; the data offset is a
-        // multiple of 128 from a page-aligned mapping and align_of::<T>() <= 128 (checked);
-        // nobody else sees the region before it is published.
-        unsafe { ptr.write(value) };
+        init_data(region, DATA_OFFSET, value);
         Ok(())
     }
 

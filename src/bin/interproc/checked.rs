@@ -41,6 +41,17 @@ impl Msg {
     }
 }
 
+/// Lock-protected data: `a == b` and `holder == 0` outside a critical section. A holder that
+/// dies half-way leaves `a == b + 1` and/or its id in `holder`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+pub struct Guarded {
+    pub a: u64,
+    pub b: u64,
+    pub holder: u64,
+    pub total: u64,
+}
+
 /// `epoch` and `seq` (below 2^40) in one word, for acknowledgement `Value`s.
 pub fn pack(epoch: u64, seq: u64) -> u64 {
     epoch << 40 | seq

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::TryLockError;
 use std::time::{Duration, Instant};
 
-use crate::checked::{pack, pipe_check, pipe_msg, seq_in, Msg, Rng};
+use crate::checked::{pack, pipe_check, pipe_msg, seq_in, Guarded, Msg, Rng};
 use interproc::spsc::{Receiver, Sender};
 use interproc::{
     Error, Mutex, Pipe, Process, Queue, RecvTimeoutError, Semaphore, SendTimeoutError, Value,
@@ -79,14 +79,24 @@ fn child_fail(what: String) -> ! {
 }
 
 fn spsc_producer((ring, acked, epoch): (String, String, u64)) {
-    let parent = std::os::unix::process::parent_id();
     let tx = Sender::<Msg>::open(&ring).unwrap_or_else(|e| child_fail(format!("open: {e}")));
-    let acked = Value::<u64>::open(&acked).unwrap_or_else(|e| child_fail(e.to_string()));
+    produce_acked(&acked, epoch, |m, d| tx.send_timeout(m, d));
+}
+
+/// A producer child's loop: sends `Msg::new(epoch, 1..)` with `send` and records each seq in
+/// the `Value` `acked` after the send returned.
+fn produce_acked(
+    acked: &str,
+    epoch: u64,
+    send: impl Fn(Msg, Duration) -> Result<(), SendTimeoutError<Msg>>,
+) {
+    let parent = std::os::unix::process::parent_id();
+    let acked = Value::<u64>::open(acked).unwrap_or_else(|e| child_fail(e.to_string()));
     for seq in 1.. {
         child_check(parent);
         let sent = patiently(
             parent,
-            |d| tx.send_timeout(Msg::new(epoch, seq), d),
+            |d| send(Msg::new(epoch, seq), d),
             |e| matches!(e, SendTimeoutError::Timeout(_)),
         );
         if let Err(e) = sent {
@@ -167,31 +177,8 @@ fn pipe_end((pipe, acked, taken, epoch, seed): (String, String, String, u64, u64
 }
 
 fn queue_producer((queue, acked, epoch): (String, String, u64)) {
-    let parent = std::os::unix::process::parent_id();
     let q = Queue::<Msg>::open(&queue).unwrap_or_else(|e| child_fail(format!("open: {e}")));
-    let acked = Value::<u64>::open(&acked).unwrap_or_else(|e| child_fail(e.to_string()));
-    for seq in 1.. {
-        child_check(parent);
-        let sent = patiently(
-            parent,
-            |d| q.send_timeout(Msg::new(epoch, seq), d),
-            |e| matches!(e, SendTimeoutError::Timeout(_)),
-        );
-        if let Err(e) = sent {
-            child_fail(format!("send: {e}"));
-        }
-        acked.store(pack(epoch, seq));
-    }
-}
-
-/// Data of the mutex scenario: `a == b` and `holder == 0` outside a critical section.
-#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
-struct Guarded {
-    a: u64,
-    b: u64,
-    holder: u64,
-    total: u64,
+    produce_acked(&acked, epoch, |m, d| q.send_timeout(m, d));
 }
 
 fn mutex_worker((name, seed): (String, u64)) {
