@@ -1526,7 +1526,9 @@ impl<'a, T: Pod, S: Slots<T>, P: Peers> Ring<'a, T, S, P> {
             claim: c,
         };
         // SAFETY: position c.pos is ours (claimed, unpublished); slot memory always holds some
-        // bit pattern of a `T`, which is valid for `T: Pod`; no one else references it.
+        // bit pattern of a `T`, which is valid for `T: Pod`; no peer that follows the protocol
+        // references it. (A scribbling peer can make a live claimer look dead and have its
+        // slot skipped meanwhile: the trust model of the crate README, as for the locks' data.)
         let r = unsafe { self.slots.with_mut(c.pos, |p| f(&mut *p)) };
         std::mem::forget(guard);
         self.publish(&c, 1, false);
@@ -1611,8 +1613,8 @@ impl<'a, T: Pod, S: Slots<T>, P: Peers> Ring<'a, T, S, P> {
             claim: c,
         };
         // SAFETY: position c.pos is ours (claimed, unreleased) and was `full` when claimed
-        // (Acquire): the value is published, aligned, a valid `T`, and nobody writes it until
-        // we release it.
+        // (Acquire): the value is published, aligned, a valid `T`, and no peer that follows the
+        // protocol writes it until we release it (a scribbling one: see `send_with`).
         Ok(unsafe { self.slots.with(c.pos, |p| f(&*p)) })
     }
 

@@ -683,8 +683,9 @@ impl Connection {
     ///
     /// The slice points into shared memory (8-byte aligned) and holds stale bytes: `fill`
     /// should write all of it. If `fill` panics, nothing is sent. `fill` runs under this end's
-    /// local send lock: it must not send on this end itself. See the module docs for the
-    /// aliasing caveat against a misbehaving peer.
+    /// local send lock: it must not send on this end itself (that panics, or deadlocks once
+    /// another thread has sent on this end). See the module docs for the aliasing caveat
+    /// against a misbehaving peer.
     ///
     /// # Errors
     /// As [`send`](Self::send).
@@ -768,8 +769,9 @@ impl Connection {
     /// frees its space. Returns what `read` returns.
     ///
     /// If `read` panics, the message stays queued (the next receive sees it again). `read`
-    /// runs under this end's local receive lock: it must not receive on this end itself. See
-    /// the module docs for the aliasing caveat against a misbehaving peer.
+    /// runs under this end's local receive lock: it must not receive on this end itself (that
+    /// panics, or deadlocks once another thread has received on this end). See the module docs
+    /// for the aliasing caveat against a misbehaving peer.
     ///
     /// # Errors
     /// As [`recv`](Self::recv).

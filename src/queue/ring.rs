@@ -520,9 +520,11 @@ impl Producer {
         debug_assert!(at + len as u64 <= ring.size);
         ring.track(at, len as u64, true);
         // SAFETY: `try_reserve(len)` (checked above) made [at, at + len) lie inside the data
-        // area (the record fits before its end) and free (the consumer is past it): no one else
-        // touches these bytes until we publish them, and `&mut self` keeps this producer from
-        // handing out two.
+        // area (the record fits before its end) and free (the consumer is past it): no peer that
+        // follows the protocol touches these bytes until we publish them, and `&mut self` keeps
+        // this producer from handing out two. (A peer that scribbles on them anyway races with
+        // the slice: the aliasing caveat of the `Pipe` module docs; bytes have no invalid
+        // values, so it garbles the message.)
         let buf = unsafe { std::slice::from_raw_parts_mut(ring.data.add(at as usize), len) };
         f(buf)
     }
@@ -708,8 +710,9 @@ impl Consumer {
         debug_assert!(at + len as u64 <= ring.size);
         ring.track(at, len as u64, false);
         // SAFETY: `try_peek` (checked above) found this record inside the data area and inside
-        // what the producer published (Acquire of its tail): the bytes are initialised, and the
-        // producer will not touch them until our `release` moves the head past them.
+        // what the producer published (Acquire of its tail): the bytes are initialised, and a
+        // producer that follows the protocol will not touch them until our `release` moves the
+        // head past them (one that does not: the aliasing caveat of the `Pipe` module docs).
         let buf = unsafe { std::slice::from_raw_parts(ring.data.add(at as usize), len) };
         f(buf)
     }

@@ -23,7 +23,8 @@
 //! instruction: the barrier is a compiler fence.
 //!
 //! **Slow path** (everyone else, and the owner once revoked): take `slow`, then by `owner`:
-//! `0` -> claim the bias (`owner = me`); [`UNBIASED`] or `me` -> nothing to do; another thread
+//! `0` -> claim the bias (`owner = me`, `owner_in = 1`, release `slow`: held as the owner
+//! holds it); [`UNBIASED`] or `me` -> nothing to do; another thread
 //! -> *revoke*: `revoked = 1`, `membarrier(PRIVATE_EXPEDITED)`, wait until `owner_in == 0`,
 //! `owner = UNBIASED`. The lock is held while `slow` is held.
 //!
@@ -46,10 +47,13 @@
 //! A program that takes a side from two threads therefore pays one `membarrier` (a few µs)
 //! once, then what `std::sync::Mutex` costs.
 //!
+//! **Re-entry**: the owner thread finding `owner_in == 1` on its fast path already holds the
+//! lock, and panics rather than hand out a second `&mut T`.
+//!
 //! **Orderings of the protected data**: owner -> owner is program order; owner -> revoker is
 //! the owner's `Release` store of `owner_in = 0` read by the revoker's `Acquire` load; slow ->
 //! slow is the futex mutex's `Acquire` CAS/swap and `Release` swap; the bias claim happens
-//! under `slow`, so the owner's first fast entry follows its own slow-path section.
+//! under `slow`, and its section ends with a fast release (`owner_in = 0`, `Release`).
 //!
 //! Without `membarrier` (old kernels, seccomp) the lock starts revoked: an ordinary futex
 //! mutex. Under loom both barriers are `fence(SeqCst)` (the symmetric form of the same
@@ -115,6 +119,15 @@ impl<T> BiasedLock<T> {
     #[inline]
     pub(crate) fn lock_as(&self, me: u64) -> BiasedGuard<'_, T> {
         if self.owner.load(Relaxed) == me {
+            // Only this thread writes `owner_in` while it owns the bias, so a 1 here means this
+            // thread holds the lock already: a second guard would alias the first one's `&mut T`.
+            // (Past the bias, a re-lock deadlocks on the futex instead, as `std::sync::Mutex`
+            // may.)
+            assert!(
+                self.owner_in.load(Relaxed) == 0,
+                "a local lock taken again by the thread that holds it (e.g. a Pipe end used \
+                 from inside its own send_with/recv_with closure)"
+            );
             self.owner_in.store(1, Relaxed);
             light_barrier();
             let revoked = self.revoked.load(Acquire);
@@ -134,8 +147,17 @@ impl<T> BiasedLock<T> {
         self.take_slow();
         let owner = self.owner.load(Relaxed);
         if owner == 0 {
-            // Only slow-lock holders write `owner`; the owner-to-be is us.
+            // Only slow-lock holders write `owner`; the owner-to-be is us. We hold on as the
+            // owner does (`owner_in = 1`), so that a re-lock by this thread meets the check of
+            // the fast path, and hand `slow` back: a revoker takes `slow` after us (`Acquire`
+            // of our `Release`), so it sees `owner_in = 1` and waits for our release.
             self.owner.store(me, Relaxed);
+            self.owner_in.store(1, Relaxed);
+            self.release_slow();
+            return BiasedGuard {
+                lock: self,
+                fast: true,
+            };
         } else if owner != UNBIASED && owner != me {
             self.revoke();
         }
@@ -249,10 +271,13 @@ fn light_barrier() {
 fn heavy_barrier() {
     crate::loom::atomic::fence(crate::loom::atomic::Ordering::SeqCst);
     #[cfg(not(loom))]
-    {
-        // Registered in `private_barriers` before any lock could be biased; a refusal now
-        // (a seccomp filter installed since) costs at most a slice per revocation.
-        let _ = crate::sys::membarrier::private_expedited();
+    if let Err(e) = crate::sys::membarrier::private_expedited() {
+        // Registered in `private_barriers` before any lock could be biased, so the kernel
+        // accepts the command; only a seccomp filter installed since could refuse it. Without
+        // the barrier the owner's `owner_in = 1` may still sit in its store buffer while it
+        // enters: going on could let two threads hold the lock, so stop the process instead.
+        eprintln!("interproc: membarrier(PRIVATE_EXPEDITED) refused after registration ({e}); aborting rather than risk two holders of a local lock");
+        std::process::abort();
     }
 }
 
@@ -349,25 +374,49 @@ mod tests {
         let lock = Arc::new(BiasedLock::new(0u64));
         *lock.lock() += 1; // main is the owner
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let other = {
-            let (lock, stop) = (Arc::clone(&lock), Arc::clone(&stop));
+            let (lock, stop, done) = (Arc::clone(&lock), Arc::clone(&stop), Arc::clone(&done));
             std::thread::spawn(move || {
-                let mut n = 0u64;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     *lock.lock() += 1;
-                    n += 1;
+                    done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
-                n
             })
         };
+        // The owner keeps locking until the other thread got in at least once (it revoked
+        // the bias meanwhile), and for 50 000 rounds at least.
         let mut mine = 1u64;
-        for _ in 0..50_000 {
+        while mine <= 50_000 || done.load(std::sync::atomic::Ordering::Relaxed) == 0 {
             *lock.lock() += 1;
             mine += 1;
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let theirs = other.join().unwrap();
+        other.join().unwrap();
+        let theirs = done.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(theirs > 0);
+        assert!(!lock.is_biased(), "the other thread revoked the bias");
         assert_eq!(*lock.lock(), mine + theirs);
+    }
+
+    #[test]
+    fn the_holder_locking_again_panics_instead_of_aliasing() {
+        let lock = BiasedLock::new(0u64);
+        let guard = lock.lock();
+        if !lock.is_biased() {
+            // Without the bias the lock is a futex mutex, and a re-lock would deadlock.
+            eprintln!("private membarrier unavailable: nothing to check here");
+            return;
+        }
+        let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(lock.lock())));
+        assert!(again.is_err(), "a second guard for the holding thread");
+        drop(guard);
+        *lock.lock() += 1;
+        assert_eq!(
+            *lock.lock(),
+            1,
+            "the lock still works after the refused re-lock"
+        );
     }
 }
 
